@@ -1,0 +1,167 @@
+//! A running session as its owner sees it: the control surface (write, close stdin, resize,
+//! signal, pause/resume, terminate, close) and the state it shares with the reader thread.
+//!
+//! Signals are sent under the `ctl` lock and only while the leader is unreaped; the reader reaps
+//! under the same lock. A zombie leader pins its pid and process group id, so a signal can never
+//! reach a recycled pid.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::reader::{submit, Command};
+use crate::sys;
+
+/// Bytes of one stream handed to the owner but not yet consumed, beyond which the reader stops
+/// reading that stream (the kernel then blocks the child).
+pub const INFLIGHT_MAX: usize = 1024 * 1024;
+
+/// Output stream index: 0 is stdout (or the PTY), 1 is stderr.
+pub type StreamIndex = usize;
+
+pub(crate) struct Ctl {
+    pub reaped: bool,
+    /// The pidfd; closed when the leader is reaped.
+    pub pidfd: Option<OwnedFd>,
+    /// A PTY master kept for resize; None in pipe mode or after the session ended.
+    pub pty: Option<OwnedFd>,
+}
+
+#[derive(Default)]
+pub(crate) struct StdinQueue {
+    pub bufs: VecDeque<Vec<u8>>,
+    /// Bytes of the front buffer already written.
+    pub offset: usize,
+    pub eof_requested: bool,
+    /// A write failed or the session ended: nothing more is accepted.
+    pub dead: bool,
+}
+
+pub(crate) struct Shared {
+    pub id: u64,
+    pub pid: libc::pid_t,
+    pub inflight: [AtomicUsize; 2],
+    pub paused: [AtomicBool; 2],
+    pub ctl: Mutex<Ctl>,
+    pub stdin: Mutex<StdinQueue>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks is caught at the FFI edge; the data stays consistent
+    // (plain flags and queues), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn allowed(&self, idx: StreamIndex) -> bool {
+        !self.paused[idx].load(Ordering::Acquire) && self.inflight[idx].load(Ordering::Acquire) < INFLIGHT_MAX
+    }
+
+    /// Sends `signo` to the process group (or the leader alone) unless the leader was reaped.
+    /// Returns whether the process was still there to be signalled.
+    pub fn signal(&self, signo: libc::c_int, group: bool) -> Result<bool, Errno> {
+        let ctl = lock(&self.ctl);
+        let Some(pidfd) = ctl.pidfd.as_ref().filter(|_| !ctl.reaped) else { return Ok(false) };
+        if group {
+            match sys::kill(-self.pid, signo) {
+                // The child died before setsid: the group does not exist, the leader does.
+                Err(Errno::ESRCH) => {}
+                other => return other.map(|_| true),
+            }
+        }
+        match sys::pidfd_send_signal(pidfd.as_raw_fd(), signo) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The owner's handle on a session. Dropping it does not stop the process; `close` does.
+#[derive(Clone)]
+pub struct Handle(pub(crate) Arc<Shared>);
+
+impl Handle {
+    pub fn pid(&self) -> libc::pid_t {
+        self.0.pid
+    }
+
+    /// Queues bytes for the child's stdin. False when stdin is closed or failed.
+    pub fn write(&self, data: Vec<u8>) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        let mut q = lock(&self.0.stdin);
+        if q.dead || q.eof_requested {
+            return false;
+        }
+        let was_empty = q.bufs.is_empty();
+        q.bufs.push_back(data);
+        drop(q);
+        if was_empty {
+            submit(Command::Poke(self.0.id));
+        }
+        true
+    }
+
+    /// EOF after the queued bytes: pipes close, a PTY gets its VEOF character.
+    pub fn close_stdin(&self) {
+        let mut q = lock(&self.0.stdin);
+        if q.eof_requested {
+            return;
+        }
+        q.eof_requested = true;
+        drop(q);
+        submit(Command::Poke(self.0.id));
+    }
+
+    /// Sets the PTY window size. Ok(false) once the session has ended; ENOTTY in pipe mode.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<bool, Errno> {
+        let ctl = lock(&self.0.ctl);
+        if ctl.reaped {
+            return Ok(false);
+        }
+        match ctl.pty.as_ref() {
+            Some(fd) => sys::set_winsize(fd.as_raw_fd(), sys::WinSize::new(rows, cols)).map(|_| true),
+            None => Err(Errno::ENOTTY),
+        }
+    }
+
+    /// Sends exactly `signo` (no escalation). Ok(false) if the leader was already reaped.
+    pub fn signal(&self, signo: libc::c_int, group: bool) -> Result<bool, Errno> {
+        self.0.signal(signo, group)
+    }
+
+    pub fn pause(&self, idx: StreamIndex) {
+        self.0.paused[idx].store(true, Ordering::Release);
+    }
+
+    pub fn resume(&self, idx: StreamIndex) {
+        if self.0.paused[idx].swap(false, Ordering::AcqRel) {
+            submit(Command::Poke(self.0.id));
+        }
+    }
+
+    /// The owner consumed `bytes` of a stream; reading resumes when it falls under the bound.
+    pub fn credit(&self, idx: StreamIndex, bytes: usize) {
+        let before = self.0.inflight[idx].fetch_sub(bytes, Ordering::AcqRel);
+        if before >= INFLIGHT_MAX && before - bytes < INFLIGHT_MAX {
+            submit(Command::Poke(self.0.id));
+        }
+    }
+
+    /// Signals the group with `signo` now and with SIGKILL after `grace` unless everything is
+    /// gone; the exit is reported only after the SIGKILL when output was still held open.
+    pub fn terminate(&self, signo: libc::c_int, grace: Duration) {
+        submit(Command::Terminate { id: self.0.id, signo, grace });
+    }
+
+    /// SIGKILLs the group if it still runs, drops pending output and stdin, and releases every
+    /// descriptor as soon as the leader is reaped (at once if it already exited). Idempotent.
+    pub fn close(&self) {
+        submit(Command::Close(self.0.id));
+    }
+}

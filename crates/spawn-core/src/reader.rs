@@ -1,0 +1,592 @@
+//! The reader: one epoll thread for every session.
+//!
+//! It reads output (64 KiB at a time, one read per ready fd per turn, so no session starves
+//! another), writes queued stdin when the fd is writable, notices the leader's exit through its
+//! pidfd, applies the drain policy and only then reaps and reports the exit, after the last
+//! output chunk. A stream is polled only while its owner is not paused and has less than
+//! `INFLIGHT_MAX` bytes unconsumed: otherwise the fd is simply left unread and the kernel blocks
+//! that child alone. The thread starts with the first session and ends with the last one, so an
+//! idle process holds no thread and no descriptor of ours.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::handle::{lock, Ctl, Handle, Shared, StdinQueue};
+use crate::reaper::{self, ExitStatus};
+use crate::spawn::{ChildIo, Spawned};
+use crate::spec::AfterDrain;
+use crate::sys::{self, Epoll, EventFd};
+
+/// Size of one read.
+pub const CHUNK: usize = 64 * 1024;
+/// After the drain deadline, at most this much more is read from a stream before it is closed.
+const FINAL_DRAIN_MAX: usize = 1024 * 1024;
+
+const WAKE_TOKEN: u64 = u64::MAX;
+const KIND_OUT0: u64 = 0;
+const KIND_OUT1: u64 = 1;
+const KIND_STDIN: u64 = 2;
+const KIND_PIDFD: u64 = 3;
+
+/// Which output a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+    Pty,
+}
+
+impl StreamKind {
+    pub fn index(self) -> usize {
+        match self {
+            StreamKind::Stdout | StreamKind::Pty => 0,
+            StreamKind::Stderr => 1,
+        }
+    }
+}
+
+/// Receives a session's events, in order, on the reader thread. `exit` is the last call.
+pub trait EventSink: Send {
+    fn data(&mut self, kind: StreamKind, chunk: Vec<u8>);
+    fn stdin_written(&mut self, bytes: usize);
+    fn stdin_error(&mut self, errno: Errno);
+    fn exit(&mut self, status: ExitStatus);
+}
+
+pub(crate) enum Command {
+    Register(Box<Session>),
+    Poke(u64),
+    Close(u64),
+    Terminate { id: u64, signo: libc::c_int, grace: Duration },
+}
+
+struct EngineState {
+    commands: Vec<Command>,
+    /// Present while the reader thread runs.
+    wake: Option<Arc<EventFd>>,
+    next_id: u64,
+}
+
+static ENGINE: Mutex<EngineState> = Mutex::new(EngineState { commands: Vec::new(), wake: None, next_id: 1 });
+static THREAD_ALIVE: AtomicBool = AtomicBool::new(false);
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Live sessions and whether the reader thread runs (for leak tests).
+pub fn stats() -> (usize, bool) {
+    (SESSIONS.load(Ordering::Acquire), THREAD_ALIVE.load(Ordering::Acquire))
+}
+
+/// Queues a command for the reader. Commands for sessions of a stopped reader are dropped:
+/// those sessions have ended.
+pub(crate) fn submit(cmd: Command) {
+    let mut engine = lock(&ENGINE);
+    if let Some(wake) = engine.wake.clone() {
+        engine.commands.push(cmd);
+        wake.notify();
+    }
+}
+
+/// Hands a freshly spawned child to the reader and returns its handle. On failure the child is
+/// killed and reaped.
+pub fn register(
+    spawned: Spawned,
+    drain: Duration,
+    after_drain: AfterDrain,
+    sink: Box<dyn EventSink>,
+) -> Result<Handle, Errno> {
+    let mut engine = lock(&ENGINE);
+    if engine.wake.is_none() {
+        if let Err(e) = start_thread(&mut engine) {
+            drop(engine);
+            let _ = sys::kill(-spawned.pid, libc::SIGKILL);
+            let _ = sys::pidfd_send_signal(spawned.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = sys::waitpid_exact(spawned.pid);
+            return Err(e);
+        }
+    }
+    let id = engine.next_id;
+    engine.next_id += 1;
+    let (streams, stdin, pty_ctl) = match spawned.io {
+        ChildIo::Pty { master } => {
+            let write = sys::dup_cloexec(master.as_raw_fd());
+            let ctl = sys::dup_cloexec(master.as_raw_fd());
+            let (write, ctl) = match (write, ctl) {
+                (Ok(w), Ok(c)) => (w, c),
+                (Err(e), _) | (_, Err(e)) => {
+                    drop(engine);
+                    let _ = sys::kill(-spawned.pid, libc::SIGKILL);
+                    let _ = sys::waitpid_exact(spawned.pid);
+                    return Err(e);
+                }
+            };
+            let out = OutStream { fd: master, kind: StreamKind::Pty, registered: false };
+            ([Some(out), None], Some(InStream::new(write, true)), Some(ctl))
+        }
+        ChildIo::Pipes { stdin, stdout, stderr } => (
+            [
+                Some(OutStream { fd: stdout, kind: StreamKind::Stdout, registered: false }),
+                Some(OutStream { fd: stderr, kind: StreamKind::Stderr, registered: false }),
+            ],
+            stdin.map(|fd| InStream::new(fd, false)),
+            None,
+        ),
+    };
+    let pidfd_raw = spawned.pidfd.as_raw_fd();
+    let has_stdin = stdin.is_some();
+    let shared = Arc::new(Shared {
+        id,
+        pid: spawned.pid,
+        inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        paused: [AtomicBool::new(false), AtomicBool::new(false)],
+        ctl: Mutex::new(Ctl { reaped: false, pidfd: Some(spawned.pidfd), pty: pty_ctl }),
+        stdin: Mutex::new(StdinQueue { dead: !has_stdin, ..StdinQueue::default() }),
+    });
+    let session = Session {
+        shared: Arc::clone(&shared),
+        sink,
+        pidfd: pidfd_raw,
+        pidfd_registered: false,
+        streams,
+        stdin,
+        leader: None,
+        drain_deadline: None,
+        kill_deadline: None,
+        drain,
+        after_drain,
+        closing: false,
+        forced: false,
+    };
+    SESSIONS.fetch_add(1, Ordering::AcqRel);
+    engine.commands.push(Command::Register(Box::new(session)));
+    if let Some(w) = &engine.wake {
+        w.notify();
+    }
+    Ok(Handle(shared))
+}
+
+fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
+    let epoll = Epoll::new()?;
+    let wake = Arc::new(EventFd::new()?);
+    epoll.add(wake.fd(), libc::EPOLLIN as u32, WAKE_TOKEN)?;
+    let thread_wake = Arc::clone(&wake);
+    THREAD_ALIVE.store(true, Ordering::Release);
+    let started = std::thread::Builder::new().name("msb-reader".into()).spawn(move || {
+        // A panic here must not unwind into nothing: catch it, kill what we own, and stop.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(epoll, thread_wake)));
+        if result.is_err() {
+            let mut engine = lock(&ENGINE);
+            engine.wake = None;
+            engine.commands.clear();
+        }
+        THREAD_ALIVE.store(false, Ordering::Release);
+    });
+    match started {
+        Ok(_) => {
+            engine.wake = Some(wake);
+            Ok(())
+        }
+        Err(_) => {
+            THREAD_ALIVE.store(false, Ordering::Release);
+            Err(Errno::EAGAIN)
+        }
+    }
+}
+
+struct OutStream {
+    fd: OwnedFd,
+    kind: StreamKind,
+    registered: bool,
+}
+
+struct InStream {
+    fd: OwnedFd,
+    is_pty: bool,
+    registered: bool,
+    last_byte: Option<u8>,
+}
+
+impl InStream {
+    fn new(fd: OwnedFd, is_pty: bool) -> InStream {
+        InStream { fd, is_pty, registered: false, last_byte: None }
+    }
+}
+
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    sink: Box<dyn EventSink>,
+    pidfd: RawFd,
+    pidfd_registered: bool,
+    streams: [Option<OutStream>; 2],
+    stdin: Option<InStream>,
+    /// The leader's status, observed with WNOWAIT (still a zombie).
+    leader: Option<ExitStatus>,
+    drain_deadline: Option<Instant>,
+    kill_deadline: Option<Instant>,
+    drain: Duration,
+    after_drain: AfterDrain,
+    /// The owner called close(): discard output, finish when the leader is gone.
+    closing: bool,
+    /// Streams were closed at the drain deadline, not by EOF.
+    forced: bool,
+}
+
+fn token(id: u64, kind: u64) -> u64 {
+    (id << 2) | kind
+}
+
+fn run(epoll: Epoll, wake: Arc<EventFd>) {
+    let mut sessions: HashMap<u64, Session> = HashMap::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
+    loop {
+        let now = Instant::now();
+        let timeout = sessions.values().filter_map(Session::next_deadline).min().map(|d| d.saturating_duration_since(now));
+        let n = epoll.wait(&mut events, timeout).unwrap_or(0);
+        for ev in &events[..n] {
+            let tok = ev.u64;
+            if tok == WAKE_TOKEN {
+                wake.drain();
+                continue;
+            }
+            let Some(s) = sessions.get_mut(&(tok >> 2)) else { continue };
+            match tok & 3 {
+                KIND_OUT0 => s.on_readable(0, &epoll, &mut buf),
+                KIND_OUT1 => s.on_readable(1, &epoll, &mut buf),
+                KIND_STDIN => s.pump_stdin(&epoll),
+                _ => s.on_pidfd(&epoll),
+            }
+        }
+        let commands = std::mem::take(&mut lock(&ENGINE).commands);
+        for cmd in commands {
+            match cmd {
+                Command::Register(mut s) => {
+                    s.attach(&epoll);
+                    sessions.insert(s.shared.id, *s);
+                }
+                Command::Poke(id) => {
+                    if let Some(s) = sessions.get_mut(&id) {
+                        s.pump_stdin(&epoll);
+                    }
+                }
+                Command::Close(id) => {
+                    if let Some(s) = sessions.get_mut(&id) {
+                        s.close(&epoll);
+                    }
+                }
+                Command::Terminate { id, signo, grace } => {
+                    if let Some(s) = sessions.get_mut(&id) {
+                        s.terminate(signo, grace);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        for (id, s) in sessions.iter_mut() {
+            s.update_interest(&epoll);
+            if s.advance(now, &epoll) {
+                finished.push(*id);
+            }
+        }
+        for id in finished {
+            if let Some(s) = sessions.remove(&id) {
+                s.finish(&epoll);
+                SESSIONS.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if sessions.is_empty() {
+            let mut engine = lock(&ENGINE);
+            if engine.commands.is_empty() {
+                engine.wake = None;
+                return;
+            }
+        }
+    }
+}
+
+impl Session {
+    fn attach(&mut self, epoll: &Epoll) {
+        let id = self.shared.id;
+        if epoll.add(self.pidfd, libc::EPOLLIN as u32, token(id, KIND_PIDFD)).is_ok() {
+            self.pidfd_registered = true;
+        } else if let Ok(Some(status)) = reaper::peek_exit(self.pidfd) {
+            self.leader = Some(status);
+            self.drain_deadline = Some(Instant::now() + self.drain);
+        }
+        self.update_interest(epoll);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let drain = match (self.leader, self.after_drain) {
+            (Some(_), AfterDrain::KillGroup | AfterDrain::Detach) if self.has_open_streams() => self.drain_deadline,
+            _ => None,
+        };
+        match (drain, self.kill_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn has_open_streams(&self) -> bool {
+        self.streams.iter().any(Option::is_some)
+    }
+
+    fn update_interest(&mut self, epoll: &Epoll) {
+        let id = self.shared.id;
+        for idx in 0..2 {
+            let want = !self.closing && self.shared.allowed(idx);
+            let Some(s) = self.streams[idx].as_mut() else { continue };
+            if want && !s.registered {
+                s.registered = epoll.add(s.fd.as_raw_fd(), libc::EPOLLIN as u32, token(id, idx as u64)).is_ok();
+            } else if !want && s.registered {
+                let _ = epoll.delete(s.fd.as_raw_fd());
+                s.registered = false;
+            }
+        }
+    }
+
+    fn close_stream(&mut self, idx: usize, epoll: &Epoll) {
+        if let Some(s) = self.streams[idx].take() {
+            if s.registered {
+                let _ = epoll.delete(s.fd.as_raw_fd());
+            }
+        }
+    }
+
+    /// Reads once from a ready stream. Returns the number of bytes delivered (0 at EOF/EAGAIN).
+    fn read_once(&mut self, idx: usize, epoll: &Epoll, buf: &mut [u8]) -> Option<usize> {
+        let s = self.streams[idx].as_ref()?;
+        match sys::read(s.fd.as_raw_fd(), buf) {
+            Ok(0) => {
+                self.close_stream(idx, epoll);
+                None
+            }
+            Ok(n) => {
+                let kind = s.kind;
+                self.shared.inflight[idx].fetch_add(n, Ordering::AcqRel);
+                self.sink.data(kind, buf[..n].to_vec());
+                Some(n)
+            }
+            Err(Errno::EAGAIN) => Some(0),
+            // EIO on a PTY master after the last slave fd closed is EOF (pty(7)); any other
+            // read error also ends the stream.
+            Err(_) => {
+                self.close_stream(idx, epoll);
+                None
+            }
+        }
+    }
+
+    fn on_readable(&mut self, idx: usize, epoll: &Epoll, buf: &mut [u8]) {
+        if self.closing || !self.shared.allowed(idx) {
+            return;
+        }
+        self.read_once(idx, epoll, buf);
+    }
+
+    fn on_pidfd(&mut self, epoll: &Epoll) {
+        if self.leader.is_some() {
+            return;
+        }
+        if let Ok(Some(status)) = reaper::peek_exit(self.pidfd) {
+            self.leader = Some(status);
+            self.drain_deadline = Some(Instant::now() + self.drain);
+            if self.pidfd_registered {
+                let _ = epoll.delete(self.pidfd);
+                self.pidfd_registered = false;
+            }
+        }
+    }
+
+    /// Writes queued stdin until the queue is empty or the fd would block; then EOF if asked.
+    fn pump_stdin(&mut self, epoll: &Epoll) {
+        let Some(st) = self.stdin.as_mut() else { return };
+        let fd = st.fd.as_raw_fd();
+        let mut written = Vec::new();
+        let mut error = None;
+        let mut blocked = false;
+        let mut eof = false;
+        {
+            let mut q = lock(&self.shared.stdin);
+            loop {
+                let offset = q.offset;
+                let Some(front) = q.bufs.front() else {
+                    eof = q.eof_requested;
+                    break;
+                };
+                match sys::write(fd, &front[offset..]) {
+                    Ok(n) if offset + n == front.len() => {
+                        st.last_byte = front.last().copied();
+                        written.push(front.len());
+                        q.bufs.pop_front();
+                        q.offset = 0;
+                    }
+                    Ok(n) => q.offset += n,
+                    Err(Errno::EAGAIN) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        q.bufs.clear();
+                        q.offset = 0;
+                        q.dead = true;
+                        break;
+                    }
+                }
+            }
+            if eof {
+                q.dead = true;
+            }
+        }
+        for bytes in written {
+            self.sink.stdin_written(bytes);
+        }
+        if blocked != st.registered {
+            let id = self.shared.id;
+            st.registered = if blocked {
+                epoll.add(fd, libc::EPOLLOUT as u32, token(id, KIND_STDIN)).is_ok()
+            } else {
+                let _ = epoll.delete(fd);
+                false
+            };
+        }
+        if let Some(e) = error {
+            self.sink.stdin_error(e);
+            self.drop_stdin(epoll);
+        } else if eof {
+            if st.is_pty {
+                send_veof(fd, st.last_byte);
+            }
+            self.drop_stdin(epoll);
+        }
+    }
+
+    fn drop_stdin(&mut self, epoll: &Epoll) {
+        if let Some(st) = self.stdin.take() {
+            if st.registered {
+                let _ = epoll.delete(st.fd.as_raw_fd());
+            }
+        }
+    }
+
+    fn terminate(&mut self, signo: libc::c_int, grace: Duration) {
+        let _ = self.shared.signal(signo, true);
+        self.kill_deadline = Some(Instant::now() + grace);
+    }
+
+    fn close(&mut self, epoll: &Epoll) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let _ = self.shared.signal(libc::SIGKILL, true);
+        self.close_stream(0, epoll);
+        self.close_stream(1, epoll);
+        let mut q = lock(&self.shared.stdin);
+        q.bufs.clear();
+        q.dead = true;
+        drop(q);
+        self.drop_stdin(epoll);
+    }
+
+    fn kill_group(&self) {
+        let _ = self.shared.signal(libc::SIGKILL, true);
+    }
+
+    /// Moves the session along; true when it is ready to finish.
+    fn advance(&mut self, now: Instant, epoll: &Epoll) -> bool {
+        if let Some(k) = self.kill_deadline {
+            if now >= k && (self.leader.is_none() || self.has_open_streams()) {
+                self.kill_group();
+                self.kill_deadline = None;
+            }
+        }
+        if self.leader.is_none() {
+            return false;
+        }
+        if self.closing {
+            return true;
+        }
+        if self.has_open_streams() {
+            let drained = self.drain_deadline.is_some_and(|d| now >= d);
+            if self.after_drain == AfterDrain::Wait || !drained {
+                return false;
+            }
+            if self.after_drain == AfterDrain::KillGroup {
+                self.kill_group();
+            }
+            self.final_drain(epoll);
+            self.forced = true;
+        }
+        if let Some(k) = self.kill_deadline {
+            // A termination is under way. If output ended by itself the group is most likely
+            // empty: finish now (SIGKILL is harmless to a zombie). If something still held the
+            // output, keep the grace period and SIGKILL whatever is left at its end.
+            if self.forced && now < k {
+                return false;
+            }
+            self.kill_group();
+            self.kill_deadline = None;
+        }
+        true
+    }
+
+    /// At the drain deadline: read what is buffered now (bounded), then close the streams.
+    fn final_drain(&mut self, epoll: &Epoll) {
+        let mut buf = vec![0u8; CHUNK];
+        for idx in 0..2 {
+            let mut total = 0;
+            while total < FINAL_DRAIN_MAX {
+                match self.read_once(idx, epoll, &mut buf) {
+                    Some(n) if n > 0 => total += n,
+                    _ => break,
+                }
+            }
+            self.close_stream(idx, epoll);
+        }
+    }
+
+    /// Reaps the leader and reports the exit: the session's last event.
+    fn finish(mut self, epoll: &Epoll) {
+        let pending = !lock(&self.shared.stdin).bufs.is_empty();
+        if pending && !self.closing {
+            // The child is gone: this surfaces EPIPE for input it never read.
+            self.pump_stdin(epoll);
+        }
+        self.drop_stdin(epoll);
+        self.close_stream(0, epoll);
+        self.close_stream(1, epoll);
+        if self.pidfd_registered {
+            let _ = epoll.delete(self.pidfd);
+        }
+        let status = {
+            let mut ctl = lock(&self.shared.ctl);
+            let reaped = reaper::reap(self.pidfd).ok().flatten();
+            ctl.reaped = true;
+            ctl.pidfd = None;
+            ctl.pty = None;
+            reaped
+        };
+        let mut q = lock(&self.shared.stdin);
+        q.dead = true;
+        q.bufs.clear();
+        drop(q);
+        let status = status.or(self.leader).unwrap_or(ExitStatus { code: None, signal: None });
+        self.sink.exit(status);
+    }
+}
+
+/// Sends the terminal's EOF character. In canonical mode a pending partial line needs one VEOF to
+/// be delivered and a second to read as end of file.
+fn send_veof(fd: RawFd, last_byte: Option<u8>) {
+    let Ok((veof, canonical)) = sys::terminal_eof(fd) else { return };
+    let twice = canonical && last_byte.is_some_and(|b| b != b'\n');
+    let bytes = [veof, veof];
+    let _ = sys::write(fd, &bytes[..if twice { 2 } else { 1 }]);
+}

@@ -1,0 +1,227 @@
+//! Parent-side system calls: thin wrappers that return `Result<_, Errno>` and owned fds.
+//!
+//! The child never uses this module (see `child`); everything here may allocate.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use libc::c_int;
+use nix::errno::Errno;
+
+fn cvt(ret: c_int) -> Result<c_int, Errno> {
+    Errno::result(ret)
+}
+
+fn owned(fd: c_int) -> OwnedFd {
+    // SAFETY: callers pass a descriptor that a successful syscall just returned to us.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// pipe2(O_CLOEXEC): (read end, write end).
+pub fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Opens /dev/null read-only, close-on-exec.
+pub fn open_dev_null() -> Result<OwnedFd, Errno> {
+    // SAFETY: the path is a valid NUL-terminated string.
+    let fd = cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+/// A new PTY pair, both ends close-on-exec and not our controlling terminal: (master, slave).
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
+    // SAFETY: posix_openpt takes flags only.
+    let master = owned(cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?);
+    // SAFETY: `master` is an open PTY master.
+    cvt(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
+    // TIOCGPTPEER (Linux 4.13) opens the slave without a path lookup.
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: ioctl on an open master with an int argument.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if slave >= 0 {
+        return Ok((master, owned(slave)));
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: `name` is a writable buffer of the given length.
+    let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    if rc != 0 {
+        return Err(Errno::from_i32(rc));
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let slave = cvt(unsafe { libc::open(name.as_ptr(), flags) })?;
+    Ok((master, owned(slave)))
+}
+
+/// The terminal window size, as TIOCSWINSZ takes it.
+#[derive(Clone, Copy)]
+pub struct WinSize(pub libc::winsize);
+
+impl WinSize {
+    pub fn new(rows: u16, cols: u16) -> WinSize {
+        WinSize(libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 })
+    }
+}
+
+/// ioctl(TIOCSWINSZ): the kernel sends SIGWINCH to the terminal's foreground group.
+pub fn set_winsize(fd: RawFd, size: WinSize) -> Result<(), Errno> {
+    // SAFETY: `size.0` is a valid winsize for the duration of the call.
+    cvt(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size.0 as *const libc::winsize) }).map(drop)
+}
+
+/// The terminal's VEOF character and whether it is in canonical mode.
+pub fn terminal_eof(fd: RawFd) -> Result<(u8, bool), Errno> {
+    // SAFETY: termios is plain data; tcgetattr fills it.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is writable.
+    cvt(unsafe { libc::tcgetattr(fd, &mut t) })?;
+    Ok((t.c_cc[libc::VEOF], t.c_lflag & libc::ICANON != 0))
+}
+
+/// Returns `fd` itself if it is >= 3, else a close-on-exec duplicate at 3 or above, so the
+/// child's dup2 onto 0..2 never clobbers another source descriptor.
+pub fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor.
+    let dup = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    Ok(owned(dup))
+}
+
+/// A close-on-exec duplicate.
+pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor.
+    Ok(owned(cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?))
+}
+
+pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: fcntl flag calls on an open descriptor.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// read(2) into `buf`, retrying EINTR.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// write(2) from `buf`, retrying EINTR.
+pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `buf` is readable for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match Errno::result(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// kill(2). `pid` < 0 addresses a process group.
+pub fn kill(pid: libc::pid_t, signo: c_int) -> Result<(), Errno> {
+    // SAFETY: kill takes plain integers.
+    cvt(unsafe { libc::kill(pid, signo) }).map(drop)
+}
+
+/// waitpid(pid, 0) for one specific child, retrying EINTR. Never waits for "any" child.
+pub fn waitpid_exact(pid: libc::pid_t) -> Result<c_int, Errno> {
+    assert!(pid > 0, "waitpid_exact takes a real pid, never -1 or a group");
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is writable.
+        match cvt(unsafe { libc::waitpid(pid, &mut status, 0) }) {
+            Ok(_) => return Ok(status),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An epoll instance (close-on-exec).
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> Result<Epoll, Errno> {
+        // SAFETY: epoll_create1 takes flags only.
+        Ok(Epoll(owned(cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?)))
+    }
+
+    fn ctl(&self, op: c_int, fd: RawFd, events: u32, token: u64) -> Result<(), Errno> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is valid for the call; the kernel copies it.
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
+    pub fn add(&self, fd: RawFd, events: u32, token: u64) -> Result<(), Errno> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    }
+
+    pub fn delete(&self, fd: RawFd) -> Result<(), Errno> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits for events; `None` waits forever. EINTR returns zero events.
+    pub fn wait(&self, events: &mut [libc::epoll_event], timeout: Option<Duration>) -> Result<usize, Errno> {
+        let ms = match timeout {
+            None => -1,
+            // Round up so a deadline is never woken for early and spun on.
+            Some(d) => d.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int,
+        };
+        // SAFETY: `events` is writable for its length.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), events.len() as c_int, ms) };
+        match Errno::result(n) {
+            Ok(n) => Ok(n as usize),
+            Err(Errno::EINTR) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An eventfd used to wake the reader thread.
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub fn new() -> Result<EventFd, Errno> {
+        // SAFETY: eventfd takes plain integers.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        Ok(EventFd(owned(fd)))
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    pub fn notify(&self) {
+        // A full counter (EAGAIN) still means "readable", which is all a wake needs.
+        let _ = write(self.0.as_raw_fd(), &1u64.to_ne_bytes());
+    }
+
+    pub fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = read(self.0.as_raw_fd(), &mut buf);
+    }
+}
+
+/// Signals a process through its pidfd (pidfd_send_signal, Linux 5.1): it can never reach a
+/// recycled pid.
+pub fn pidfd_send_signal(pidfd: RawFd, signo: c_int) -> Result<(), Errno> {
+    // SAFETY: the syscall takes an fd, a signal number, a null siginfo and zero flags.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, signo, std::ptr::null::<libc::siginfo_t>(), 0u32)
+    };
+    Errno::result(rc).map(drop)
+}

@@ -1,0 +1,77 @@
+//! Pipe mode with real processes, no Node.
+mod common;
+use common::*;
+use spawn_core::error::{FailureKind, SpawnStage};
+use spawn_core::spec::Mode;
+
+#[test]
+fn output_exit_code_and_order() {
+    let r = start(&request("sh", &["-c", "printf out; printf err >&2; exit 7"], Mode::Pipes)).unwrap();
+    let o = collect(&r);
+    assert_eq!(o.out, b"out");
+    assert_eq!(o.err, b"err");
+    assert_eq!(o.status.code, Some(7));
+    assert_eq!(o.status.signal, None);
+    assert_eq!(o.events_after_exit, 0);
+}
+
+#[test]
+fn large_burst_arrives_whole() {
+    let r = start(&request("head", &["-c", "10485760", "/dev/zero"], Mode::Pipes)).unwrap();
+    let o = collect(&r);
+    assert_eq!(o.out.len(), 10 * 1024 * 1024);
+    assert_eq!(o.status.code, Some(0));
+}
+
+#[test]
+fn stdin_round_trip_and_eof() {
+    let r = start(&request("cat", &[], Mode::Pipes)).unwrap();
+    let data: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    assert!(r.handle.write(data.clone()));
+    r.handle.close_stdin();
+    let o = collect(&r);
+    assert!(o.out == data, "cat echoed {} bytes", o.out.len());
+    assert_eq!(o.status.code, Some(0));
+}
+
+#[test]
+fn unread_stdin_gives_epipe_and_exit() {
+    let r = start(&request("true", &[], Mode::Pipes)).unwrap();
+    assert!(r.handle.write(vec![b'x'; 1 << 20]));
+    let o = collect(&r);
+    assert_eq!(o.stdin_errors, vec![nix::errno::Errno::EPIPE]);
+    assert_eq!(o.status.code, Some(0));
+}
+
+#[test]
+fn signal_death_reports_the_signal() {
+    let r = start(&request("sleep", &["30"], Mode::Pipes)).unwrap();
+    assert_eq!(r.handle.signal(libc::SIGTERM, true), Ok(true));
+    let o = collect(&r);
+    assert_eq!((o.status.code, o.status.signal), (None, Some(libc::SIGTERM)));
+    assert_eq!(r.handle.signal(libc::SIGTERM, true), Ok(false), "a reaped leader is never signalled");
+}
+
+#[test]
+fn grandchild_holding_the_pipe_does_not_hold_the_exit() {
+    let started = std::time::Instant::now();
+    let r = start(&request("sh", &["-c", "sleep 30 & echo done"], Mode::Pipes)).unwrap();
+    let o = collect(&r);
+    assert_eq!(o.out, b"done\n");
+    assert_eq!(o.status.code, Some(0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn failures_are_classified_by_stage() {
+    let missing = start(&request("no-such-program-xyz", &[], Mode::Pipes)).err().unwrap();
+    assert_eq!((missing.failure.stage, missing.failure.kind()), (SpawnStage::Resolve, FailureKind::NotFound));
+    let mut req = request("true", &[], Mode::Pipes);
+    req.cwd = Some("/no/such/dir".into());
+    let bad_cwd = start(&req).err().unwrap();
+    assert_eq!((bad_cwd.failure.stage, bad_cwd.failure.kind()), (SpawnStage::Chdir, FailureKind::BadCwd));
+    assert_eq!(bad_cwd.failure.errno_name().as_deref(), Some("ENOENT"));
+    assert_eq!(bad_cwd.path.as_deref(), Some("/no/such/dir"));
+    let dir = start(&request("/tmp", &[], Mode::Pipes)).err().unwrap();
+    assert_eq!((dir.failure.stage, dir.failure.kind()), (SpawnStage::Execve, FailureKind::PermissionDenied));
+}
