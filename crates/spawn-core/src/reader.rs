@@ -97,7 +97,7 @@ pub fn register(
     spawned: Spawned,
     drain: Duration,
     after_drain: AfterDrain,
-    sink: Box<dyn EventSink>,
+    make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>,
 ) -> Result<Handle, Errno> {
     let mut engine = lock(&ENGINE);
     if engine.wake.is_none() {
@@ -148,7 +148,7 @@ pub fn register(
     });
     let session = Session {
         shared: Arc::clone(&shared),
-        sink,
+        sink: make_sink(Handle(Arc::clone(&shared))),
         pidfd: pidfd_raw,
         pidfd_registered: false,
         streams,

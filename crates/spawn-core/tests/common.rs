@@ -66,7 +66,7 @@ pub fn start(req: &SpawnRequest) -> Result<Running, SpawnError> {
         spawned,
         Duration::from_millis(req.drain_ms as u64),
         req.after_drain,
-        Box::new(ChannelSink(tx, None)),
+        |h| Box::new(ChannelSink(tx, Some(h))),
     )
     .expect("reader registration");
     Ok(Running { handle, events: rx })

@@ -1,0 +1,275 @@
+//! The Node-API module: registration and the exported functions.
+//!
+//! Every entry point runs inside `catch_unwind`: a panic becomes a thrown MSB_ERR_NATIVE error,
+//! never an unwind across `extern "C"`. Spawn failures are returned as data, not thrown.
+
+mod sys;
+mod tsfn;
+mod value;
+
+use std::time::Duration;
+
+use sys::*;
+use tsfn::{Tsfn, TsfnSink};
+use value::{Env, JsError, JsResult};
+
+use crate::handle::Handle;
+use crate::reader;
+use crate::spawn::{spawn, SpawnError};
+use crate::spec::{AfterDrain, HomeDefault, Mode, Rlimit, SpawnRequest, SpawnSpec, StdinMode};
+
+type Body = fn(Env, napi_callback_info) -> JsResult<napi_value>;
+
+fn enter(env: napi_env, info: napi_callback_info, body: Body) -> napi_value {
+    let env = Env(env);
+    let result = std::panic::catch_unwind(|| body(env, info));
+    let err = match result {
+        Ok(Ok(v)) => return v,
+        Ok(Err(e)) => e,
+        Err(_) => JsError::Native("internal panic in spawn-core".into()),
+    };
+    env.throw(err);
+    std::ptr::null_mut()
+}
+
+macro_rules! export {
+    ($name:ident, $body:ident) => {
+        unsafe extern "C" fn $name(env: napi_env, info: napi_callback_info) -> napi_value {
+            enter(env, info, $body)
+        }
+    };
+}
+
+export!(js_spawn, spawn_body);
+export!(js_write, write_body);
+export!(js_close_stdin, close_stdin_body);
+export!(js_resize, resize_body);
+export!(js_signal, signal_body);
+export!(js_pause, pause_body);
+export!(js_resume, resume_body);
+export!(js_terminate, terminate_body);
+export!(js_close, close_body);
+export!(js_stats, stats_body);
+
+/// Node calls this when the addon is loaded (Node-API's module registration symbol).
+///
+/// # Safety
+/// Called by Node with a live env and the exports object.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    let env = Env(env);
+    let result = std::panic::catch_unwind(|| -> JsResult<()> {
+        let table: [(&std::ffi::CStr, napi_callback); 10] = [
+            (c"spawn", js_spawn),
+            (c"write", js_write),
+            (c"closeStdin", js_close_stdin),
+            (c"resize", js_resize),
+            (c"signal", js_signal),
+            (c"pause", js_pause),
+            (c"resume", js_resume),
+            (c"terminate", js_terminate),
+            (c"close", js_close),
+            (c"stats", js_stats),
+        ];
+        for (name, cb) in table {
+            env.set(exports, name, env.function(name, cb)?)?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => env.throw(e),
+        Err(_) => env.throw(JsError::Native("internal panic while registering spawn-core".into())),
+    }
+    exports
+}
+
+fn read_request(env: Env, o: napi_value) -> JsResult<SpawnRequest> {
+    let o = env.object(o, "options")?;
+    let file = env.string(env.prop(o, c"file")?, "file")?;
+    let args = env.array(env.prop(o, c"args")?, "args", |v| env.string(v, "args[]"))?;
+    let environment = env.array(env.prop(o, c"env")?, "env", |v| env.string(v, "env[]"))?;
+    let cwd = env.opt_string(o, c"cwd")?;
+    let mode = match env.string(env.prop(o, c"mode")?, "mode")?.as_str() {
+        "pty" => Mode::Pty {
+            rows: env.uint(env.prop(o, c"rows")?, u16::MAX as u32, "rows")? as u16,
+            cols: env.uint(env.prop(o, c"cols")?, u16::MAX as u32, "cols")? as u16,
+        },
+        "pipes" => Mode::Pipes,
+        other => return Err(JsError::Type(format!("mode must be 'pty' or 'pipes', not '{other}'"))),
+    };
+    let user = env.opt_string(o, c"user")?;
+    let stdin = match env.string(env.prop(o, c"stdin")?, "stdin")?.as_str() {
+        "pipe" => StdinMode::Pipe,
+        "null" => StdinMode::Null,
+        other => return Err(JsError::Type(format!("stdin must be 'pipe' or 'null', not '{other}'"))),
+    };
+    let rlimits = env.array(env.prop(o, c"rlimits")?, "rlimits", |r| {
+        let r = env.object(r, "rlimits[]")?;
+        Ok(Rlimit {
+            resource: env.uint(env.prop(r, c"resource")?, 15, "rlimits[].resource")? as u8,
+            soft: env.bigint_u64(env.prop(r, c"soft")?, "rlimits[].soft")?,
+            hard: env.bigint_u64(env.prop(r, c"hard")?, "rlimits[].hard")?,
+        })
+    })?;
+    let restricted = env.boolean(env.prop(o, c"restricted")?, "restricted")?;
+    let home_default = match env.string(env.prop(o, c"homeDefault")?, "homeDefault")?.as_str() {
+        "user" => HomeDefault::User,
+        "user-or-root" => HomeDefault::UserOrRoot,
+        other => return Err(JsError::Type(format!("homeDefault must be 'user' or 'user-or-root', not '{other}'"))),
+    };
+    let drain_ms = env.uint(env.prop(o, c"drainMs")?, u32::MAX, "drainMs")?;
+    let after_drain = match env.string(env.prop(o, c"afterDrain")?, "afterDrain")?.as_str() {
+        "wait" => AfterDrain::Wait,
+        "kill-group" => AfterDrain::KillGroup,
+        "detach" => AfterDrain::Detach,
+        other => return Err(JsError::Type(format!("afterDrain must be wait, kill-group or detach, not '{other}'"))),
+    };
+    Ok(SpawnRequest {
+        file,
+        args,
+        env: environment,
+        cwd,
+        mode,
+        user,
+        stdin,
+        rlimits,
+        restricted,
+        home_default,
+        drain_ms,
+        after_drain,
+    })
+}
+
+fn failure_object(env: Env, err: &SpawnError) -> JsResult<napi_value> {
+    let obj = env.create_object()?;
+    let f = &err.failure;
+    let opt_str = |s: Option<&str>| -> JsResult<napi_value> {
+        match s {
+            Some(s) => env.create_string(s),
+            None => env.null(),
+        }
+    };
+    env.set(obj, c"kind", env.create_string(f.kind().wire_name())?)?;
+    env.set(obj, c"stage", env.create_string(&f.stage.name())?)?;
+    env.set(obj, c"errno", match f.errno {
+        Some(e) => env.create_i32(e as i32)?,
+        None => env.null()?,
+    })?;
+    env.set(obj, c"errnoName", opt_str(f.errno_name().as_deref())?)?;
+    env.set(obj, c"path", opt_str(err.path.as_deref())?)?;
+    env.set(obj, c"detail", opt_str(f.detail.as_deref())?)?;
+    Ok(obj)
+}
+
+fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let [opts, callback] = env.args::<2>(info)?;
+    let req = read_request(env, opts)?;
+    if env.type_of(callback)? != NAPI_FUNCTION {
+        return Err(JsError::Type("onEvent must be a function".into()));
+    }
+    let spec = match SpawnSpec::prepare(&req) {
+        Ok(spec) => spec,
+        Err(failure) => {
+            let path = match failure.stage {
+                crate::error::SpawnStage::Resolve => Some(req.file.clone()),
+                _ => None,
+            };
+            return failure_object(env, &SpawnError { failure, path });
+        }
+    };
+    let tsfn = Tsfn::new(env, callback)?;
+    let spawned = match spawn(&spec, req.mode, req.stdin) {
+        Ok(s) => s,
+        Err(e) => {
+            tsfn.abort();
+            return failure_object(env, &e);
+        }
+    };
+    let pid = spawned.pid;
+    let drain = Duration::from_millis(req.drain_ms as u64);
+    let handle = reader::register(spawned, drain, req.after_drain, move |handle| {
+        Box::new(TsfnSink { tsfn: Some(tsfn), handle })
+    })
+    .map_err(|e| JsError::Native(format!("starting the reader thread failed: {e:?}")))?;
+    let obj = env.create_object()?;
+    env.set(obj, c"pid", env.create_i32(pid)?)?;
+    env.set(obj, c"handle", env.create_external(handle)?)?;
+    Ok(obj)
+}
+
+fn handle_arg<const N: usize>(env: Env, info: napi_callback_info) -> JsResult<(&'static Handle, [napi_value; N])> {
+    let args = env.args::<N>(info)?;
+    let h = env.external::<Handle>(args[0], "handle")?;
+    Ok((h, args))
+}
+
+fn write_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, data]) = handle_arg::<2>(env, info)?;
+    let bytes = env.buffer(data, "data")?;
+    env.create_bool(h.write(bytes.to_vec()))
+}
+
+fn close_stdin_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, _) = handle_arg::<1>(env, info)?;
+    h.close_stdin();
+    env.undefined()
+}
+
+fn resize_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, rows, cols]) = handle_arg::<3>(env, info)?;
+    let rows = env.uint(rows, u16::MAX as u32, "rows")? as u16;
+    let cols = env.uint(cols, u16::MAX as u32, "cols")? as u16;
+    match h.resize(rows, cols) {
+        Ok(done) => env.create_bool(done),
+        Err(e) => Err(JsError::Native(format!("resize failed: {e:?}"))),
+    }
+}
+
+fn signal_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, signo, group]) = handle_arg::<3>(env, info)?;
+    let signo = env.uint(signo, 64, "signal")? as i32;
+    let group = env.boolean(group, "group")?;
+    match h.signal(signo, group) {
+        Ok(sent) => env.create_bool(sent),
+        Err(e) => Err(JsError::Native(format!("kill failed: {e:?}"))),
+    }
+}
+
+fn stream_index(env: Env, v: napi_value) -> JsResult<usize> {
+    Ok(env.uint(v, 1, "stream")? as usize)
+}
+
+fn pause_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, stream]) = handle_arg::<2>(env, info)?;
+    h.pause(stream_index(env, stream)?);
+    env.undefined()
+}
+
+fn resume_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, stream]) = handle_arg::<2>(env, info)?;
+    h.resume(stream_index(env, stream)?);
+    env.undefined()
+}
+
+fn terminate_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, signo, grace]) = handle_arg::<3>(env, info)?;
+    let signo = env.uint(signo, 64, "signal")? as i32;
+    let grace = env.uint(grace, u32::MAX, "graceMs")?;
+    h.terminate(signo, Duration::from_millis(grace as u64));
+    env.undefined()
+}
+
+fn close_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, _) = handle_arg::<1>(env, info)?;
+    h.close();
+    env.undefined()
+}
+
+fn stats_body(env: Env, _info: napi_callback_info) -> JsResult<napi_value> {
+    let (sessions, reader) = reader::stats();
+    let obj = env.create_object()?;
+    env.set(obj, c"sessions", env.create_f64(sessions as f64)?)?;
+    env.set(obj, c"readerRunning", env.create_bool(reader)?)?;
+    Ok(obj)
+}

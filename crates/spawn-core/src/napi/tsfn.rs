@@ -1,0 +1,185 @@
+//! An owning threadsafe-function wrapper, and the event sink that feeds a session's events
+//! through it to JavaScript.
+//!
+//! Choices made explicit: the callback is not error-first; the function keeps the event loop
+//! alive (a running child keeps Node running, as with child_process) until the exit event has
+//! been queued and the function released; the queue is unbounded in count because the reader
+//! bounds it in bytes per stream (`INFLIGHT_MAX`) and never blocks on it.
+
+use std::ffi::c_void;
+use std::ptr;
+
+use nix::errno::Errno;
+
+use super::sys::*;
+use super::value::{Env, JsResult};
+use crate::handle::Handle;
+use crate::reader::{EventSink, StreamKind};
+use crate::reaper::ExitStatus;
+
+/// One event on its way to JavaScript.
+enum Event {
+    Data { kind: StreamKind, chunk: Vec<u8>, handle: Handle },
+    StdinWritten(usize),
+    StdinError(Errno),
+    Exit(ExitStatus),
+}
+
+/// A threadsafe function that is released exactly once.
+pub struct Tsfn {
+    raw: napi_threadsafe_function,
+}
+
+// SAFETY: Node-API documents napi_call_threadsafe_function and napi_release_threadsafe_function
+// as callable from any thread; the handle is only an opaque pointer.
+unsafe impl Send for Tsfn {}
+
+impl Tsfn {
+    /// Creates a threadsafe function around `callback`, with our `call_js` trampoline.
+    pub fn new(env: Env, callback: napi_value) -> JsResult<Tsfn> {
+        let name = env.create_string("msb-agentd:session")?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: all values belong to `env`; no finalizer or context is needed.
+        let status = unsafe {
+            napi_create_threadsafe_function(
+                env.0,
+                callback,
+                ptr::null_mut(),
+                name,
+                0,
+                1,
+                ptr::null_mut(),
+                None,
+                ptr::null_mut(),
+                Some(call_js),
+                &mut raw,
+            )
+        };
+        if status != NAPI_OK {
+            return Err(super::value::JsError::Native(format!("napi_create_threadsafe_function: {status}")));
+        }
+        Ok(Tsfn { raw })
+    }
+
+    fn send(&self, event: Event) {
+        let data = Box::into_raw(Box::new(event));
+        // SAFETY: `raw` is live until released in Drop; ownership of `data` passes to call_js on
+        // success.
+        let status = unsafe { napi_call_threadsafe_function(self.raw, data.cast(), NAPI_TSFN_NONBLOCKING) };
+        if status != NAPI_OK {
+            // The environment is closing: nobody will receive it.
+            // SAFETY: Node did not take `data`.
+            drop(unsafe { Box::from_raw(data) });
+        }
+    }
+
+    /// Releases without delivering anything (used when a spawn fails).
+    pub fn abort(self) {
+        // SAFETY: released once; Drop is skipped.
+        unsafe { napi_release_threadsafe_function(self.raw, NAPI_TSFN_ABORT) };
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Tsfn {
+    fn drop(&mut self) {
+        // SAFETY: released exactly once; queued calls are still delivered before finalization.
+        unsafe { napi_release_threadsafe_function(self.raw, NAPI_TSFN_RELEASE) };
+    }
+}
+
+/// Feeds a session's events to its JavaScript callback.
+pub struct TsfnSink {
+    pub tsfn: Option<Tsfn>,
+    pub handle: Handle,
+}
+
+impl EventSink for TsfnSink {
+    fn data(&mut self, kind: StreamKind, chunk: Vec<u8>) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::Data { kind, chunk, handle: self.handle.clone() });
+        }
+    }
+    fn stdin_written(&mut self, bytes: usize) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::StdinWritten(bytes));
+        }
+    }
+    fn stdin_error(&mut self, errno: Errno) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::StdinError(errno));
+        }
+    }
+    fn exit(&mut self, status: ExitStatus) {
+        // Exit is the last event: release right after queueing it so the loop can end.
+        if let Some(t) = self.tsfn.take() {
+            t.send(Event::Exit(status));
+        }
+    }
+}
+
+unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut c_void, data: *mut c_void) {
+    // SAFETY: `data` is the Box<Event> leaked by `send`, delivered exactly once.
+    let event = unsafe { Box::from_raw(data as *mut Event) };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if env.is_null() || callback.is_null() {
+            // Teardown: free the payload and return.
+            return;
+        }
+        let env = Env(env);
+        let credit = match &*event {
+            Event::Data { kind, chunk, handle } => Some((handle.clone(), kind.index(), chunk.len())),
+            _ => None,
+        };
+        if let Ok(obj) = build(env, &event) {
+            let mut result = ptr::null_mut();
+            if let Ok(undefined) = env.undefined() {
+                // SAFETY: all values belong to `env`. A throwing callback leaves an exception
+                // pending, which Node reports once we return.
+                unsafe { napi_call_function(env.0, undefined, callback, 1, &obj, &mut result) };
+            }
+        }
+        if let Some((handle, idx, len)) = credit {
+            handle.credit(idx, len);
+        }
+    }));
+}
+
+fn build(env: Env, event: &Event) -> JsResult<napi_value> {
+    let obj = env.create_object()?;
+    match event {
+        Event::Data { kind, chunk, .. } => {
+            env.set(obj, c"type", env.create_string("data")?)?;
+            let stream = match kind {
+                StreamKind::Stdout => "stdout",
+                StreamKind::Stderr => "stderr",
+                StreamKind::Pty => "pty",
+            };
+            env.set(obj, c"stream", env.create_string(stream)?)?;
+            env.set(obj, c"chunk", env.buffer_copy(chunk)?)?;
+        }
+        Event::StdinWritten(bytes) => {
+            env.set(obj, c"type", env.create_string("stdin-written")?)?;
+            env.set(obj, c"bytes", env.create_f64(*bytes as f64)?)?;
+        }
+        Event::StdinError(errno) => {
+            env.set(obj, c"type", env.create_string("stdin-error")?)?;
+            env.set(obj, c"errno", env.create_i32(*errno as i32)?)?;
+            env.set(obj, c"errnoName", env.create_string(&format!("{errno:?}"))?)?;
+        }
+        Event::Exit(status) => {
+            env.set(obj, c"type", env.create_string("exit")?)?;
+            let code = match status.code {
+                Some(c) => env.create_i32(c)?,
+                None => env.null()?,
+            };
+            let signal = match status.signal {
+                Some(s) => env.create_i32(s)?,
+                None => env.null()?,
+            };
+            env.set(obj, c"code", code)?;
+            env.set(obj, c"signal", signal)?;
+        }
+    }
+    Ok(obj)
+}
