@@ -1,0 +1,22 @@
+/**
+ * msb-agentd: an in-sandbox process agent and a `spawnSession()` library.
+ *
+ * `errno` on SpawnError is positive (2 for ENOENT), as the kernel and the wire use it; read
+ * `errnoName` rather than passing it to `util.getSystemErrorName()`.
+ */
+
+export { spawnSession, Session } from './spawn-session.js';
+export type { ExitInfo, ExitReason } from './spawn-session.js';
+export type { SpawnSessionOptions, AfterExit } from './spawn-options.js';
+export { run } from './run.js';
+export type { RunOptions, RunResult } from './run.js';
+export {
+  MsbError,
+  SpawnError,
+  ProtocolError,
+  TransportError,
+  SessionError,
+  NativeError,
+  isMsbError,
+} from './errors.js';
+export type { ExecFailureKind } from './errors.js';

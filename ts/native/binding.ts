@@ -1,0 +1,91 @@
+/**
+ * Types of the raw addon (`spawn-core.linux-<arch>-gnu.node`). Hand-written: napi build generates
+ * nothing for a crate without napi-derive. `test/native/binding.test.ts` checks these names
+ * against the real addon. No `Native*` name appears in the public typings.
+ */
+
+/** Opaque handle of one session (a Node-API External). */
+export type NativeHandle = { readonly __nativeHandle: unique symbol };
+
+export interface NativeRlimit {
+  resource: number;
+  soft: bigint;
+  hard: bigint;
+}
+
+export interface NativeSpawnOptions {
+  /** As given; Rust resolves it against the PATH in `env`. */
+  file: string;
+  args: string[];
+  /** Final "K=V" list, merged and validated by TypeScript. */
+  env: string[];
+  cwd: string | null;
+  mode: 'pty' | 'pipes';
+  rows: number;
+  cols: number;
+  /** "name[:group]" or numeric; looked up before the clone. */
+  user: string | null;
+  stdin: 'pipe' | 'null';
+  rlimits: NativeRlimit[];
+  restricted: boolean;
+  /** Where HOME comes from when env has none: the user's home, or also root's when no user. */
+  homeDefault: 'user' | 'user-or-root';
+  /** How long to keep reading after the leader exited. */
+  drainMs: number;
+  afterDrain: 'wait' | 'kill-group' | 'detach';
+}
+
+export type NativeEvent =
+  | { type: 'data'; stream: 'stdout' | 'stderr' | 'pty'; chunk: Buffer }
+  | { type: 'stdin-written'; bytes: number }
+  | { type: 'stdin-error'; errno: number; errnoName: string }
+  | { type: 'exit'; code: number | null; signal: number | null };
+
+export interface NativeSpawnFailure {
+  kind: string;
+  stage: string;
+  errno: number | null;
+  errnoName: string | null;
+  path: string | null;
+  detail: string | null;
+}
+
+export interface NativeSpawned {
+  pid: number;
+  handle: NativeHandle;
+}
+
+/** Output stream index: 0 is stdout (or the PTY), 1 is stderr. */
+export type NativeStreamIndex = 0 | 1;
+
+export interface NativeBinding {
+  spawn(options: NativeSpawnOptions, onEvent: (event: NativeEvent) => void): NativeSpawned | NativeSpawnFailure;
+  /** Queues bytes for stdin; false when stdin is closed or failed. Never blocks. */
+  write(handle: NativeHandle, data: Buffer): boolean;
+  /** EOF after queued bytes: pipes close, a PTY gets VEOF. */
+  closeStdin(handle: NativeHandle): void;
+  /** False once the session has ended; throws in pipe mode. */
+  resize(handle: NativeHandle, rows: number, cols: number): boolean;
+  /** Sends exactly this signal; false if the leader was already reaped. */
+  signal(handle: NativeHandle, signo: number, group: boolean): boolean;
+  pause(handle: NativeHandle, stream: NativeStreamIndex): void;
+  resume(handle: NativeHandle, stream: NativeStreamIndex): void;
+  /** Signal the group now, SIGKILL after graceMs if anything is left. */
+  terminate(handle: NativeHandle, signo: number, graceMs: number): void;
+  /** SIGKILL the group if running, drop output, release everything at the reap. Idempotent. */
+  close(handle: NativeHandle): void;
+  stats(): { sessions: number; readerRunning: boolean };
+}
+
+export const NATIVE_EXPORTS = [
+  'spawn',
+  'write',
+  'closeStdin',
+  'resize',
+  'signal',
+  'pause',
+  'resume',
+  'terminate',
+  'close',
+  'stats',
+] as const;

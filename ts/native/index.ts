@@ -1,0 +1,131 @@
+/**
+ * The typed façade over the addon: the one place where native spawn failures become
+ * `SpawnError`, signal numbers become names, and callback exceptions are re-raised.
+ */
+
+import { constants } from 'node:os';
+
+import { SpawnError, EXEC_FAILURE_KINDS, type ExecFailureKind } from '../errors.js';
+import type {
+  NativeBinding,
+  NativeEvent,
+  NativeHandle,
+  NativeSpawnFailure,
+  NativeSpawnOptions,
+  NativeStreamIndex,
+} from './binding.js';
+import { loadNative } from './load.js';
+
+let binding: NativeBinding | null = null;
+
+/** The addon, loaded on first use so that importing never throws. */
+export function native(): NativeBinding {
+  binding ??= loadNative();
+  return binding;
+}
+
+/** A started native process. Methods are safe to call after exit (they do nothing). */
+export class NativeProcess {
+  readonly pid: number;
+  readonly #handle: NativeHandle;
+  readonly #binding: NativeBinding;
+
+  constructor(b: NativeBinding, pid: number, handle: NativeHandle) {
+    this.#binding = b;
+    this.pid = pid;
+    this.#handle = handle;
+  }
+
+  write(data: Buffer): boolean {
+    return this.#binding.write(this.#handle, data);
+  }
+  closeStdin(): void {
+    this.#binding.closeStdin(this.#handle);
+  }
+  resize(rows: number, cols: number): boolean {
+    return this.#binding.resize(this.#handle, rows, cols);
+  }
+  signal(signo: number, group: boolean): boolean {
+    return this.#binding.signal(this.#handle, signo, group);
+  }
+  pause(stream: NativeStreamIndex): void {
+    this.#binding.pause(this.#handle, stream);
+  }
+  resume(stream: NativeStreamIndex): void {
+    this.#binding.resume(this.#handle, stream);
+  }
+  terminate(signo: number, graceMs: number): void {
+    this.#binding.terminate(this.#handle, signo, graceMs);
+  }
+  close(): void {
+    this.#binding.close(this.#handle);
+  }
+}
+
+function isFailure(r: unknown): r is NativeSpawnFailure {
+  return typeof r === 'object' && r !== null && 'kind' in r;
+}
+
+function toKind(kind: string): ExecFailureKind {
+  return (EXEC_FAILURE_KINDS as readonly string[]).includes(kind) ? (kind as ExecFailureKind) : 'other';
+}
+
+/** Builds the SpawnError for a failure that happened before anything reached the addon. */
+export function spawnFailure(
+  program: string,
+  spawnargs: readonly string[],
+  f: Omit<NativeSpawnFailure, 'kind'> & { kind: ExecFailureKind },
+): SpawnError {
+  return new SpawnError(program, { ...f, spawnargs });
+}
+
+/**
+ * Starts a process. `onEvent` runs on the JS thread; if it throws, the exception is re-raised on
+ * the next tick (Node-API would otherwise swallow it inside the threadsafe call).
+ * @throws SpawnError when the process cannot be started.
+ */
+export function spawnNative(
+  options: NativeSpawnOptions,
+  onEvent: (event: NativeEvent) => void,
+): NativeProcess {
+  const b = native();
+  const guarded = (event: NativeEvent): void => {
+    try {
+      onEvent(event);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  };
+  const result = b.spawn(options, guarded);
+  if (isFailure(result)) {
+    throw spawnFailure(options.file, [options.file, ...options.args], { ...result, kind: toKind(result.kind) });
+  }
+  return new NativeProcess(b, result.pid, result.handle);
+}
+
+/** Signal number of a name or number; throws for unknown names. */
+export function signalNumber(signal: NodeJS.Signals | number): number {
+  if (typeof signal === 'number') return signal;
+  const n = (constants.signals as Record<string, number | undefined>)[signal];
+  if (n === undefined) {
+    const err = new TypeError(`unknown signal: ${String(signal)}`) as TypeError & { code: string };
+    err.code = 'MSB_ERR_INVALID_OPTION';
+    throw err;
+  }
+  return n;
+}
+
+/** The name of a signal number (`'SIGTERM'`), or null for an unnamed one. */
+export function signalName(signo: number): NodeJS.Signals | null {
+  for (const [name, n] of Object.entries(constants.signals)) {
+    if (n === signo) return name as NodeJS.Signals;
+  }
+  return null;
+}
+
+/** Live native sessions and whether the reader thread runs (for leak checks). */
+export function nativeStats(): { sessions: number; readerRunning: boolean } {
+  return native().stats();
+}

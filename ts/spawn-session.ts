@@ -1,0 +1,310 @@
+/**
+ * `spawnSession()`: Node streams over a native process, with the exit contract: `exited`
+ * resolves only after the process is reaped and every byte it wrote has been pushed to
+ * `stdout`/`stderr`, which have ended by then.
+ */
+
+import { Readable, Writable } from 'node:stream';
+
+import { SpawnError } from './errors.js';
+import type { NativeEvent, NativeStreamIndex } from './native/binding.js';
+import { NativeProcess, signalName, signalNumber, spawnNative } from './native/index.js';
+import { normalizeOptions, type NormalizedOptions, type SpawnSessionOptions } from './spawn-options.js';
+
+export type { SpawnSessionOptions } from './spawn-options.js';
+
+export type ExitReason = 'exited' | 'signaled' | 'timeout' | 'aborted' | 'killed';
+
+/** How a session ended. A signal death has `code: null`, never 0. */
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  reason: ExitReason;
+}
+
+/** Readable side buffer before the native reader is paused. */
+const OUTPUT_HIGH_WATER_MARK = 256 * 1024;
+/** stdin bytes accepted ahead of the child before write callbacks wait. */
+const STDIN_AHEAD_BYTES = 1024 * 1024;
+
+/** An output stream whose backpressure pauses the native reader. */
+class OutputStream extends Readable {
+  #proc: NativeProcess | null = null;
+  readonly #index: NativeStreamIndex;
+  #paused = false;
+
+  constructor(index: NativeStreamIndex) {
+    super({ highWaterMark: OUTPUT_HIGH_WATER_MARK });
+    this.#index = index;
+  }
+
+  attach(proc: NativeProcess): void {
+    this.#proc = proc;
+  }
+
+  deliver(chunk: Buffer): void {
+    if (!this.push(chunk) && !this.#paused && this.#proc) {
+      this.#paused = true;
+      this.#proc.pause(this.#index);
+    }
+  }
+
+  override _read(): void {
+    if (this.#paused && this.#proc) {
+      this.#paused = false;
+      this.#proc.resume(this.#index);
+    }
+  }
+}
+
+/** stdin: writes are queued natively and never block; EPIPE is an 'error' event, not a crash. */
+class InputStream extends Writable {
+  #proc: NativeProcess | null = null;
+  #queued = 0;
+  #waiting: (() => void) | null = null;
+
+  constructor() {
+    super({ decodeStrings: true });
+    // Without a listener an 'error' (EPIPE from a child that exited unread) would crash the
+    // process; child_process users know that pain. Listeners added by the caller still see it.
+    this.on('error', () => {});
+  }
+
+  attach(proc: NativeProcess): void {
+    this.#proc = proc;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.length === 0) return cb();
+    if (!this.#proc || !this.#proc.write(chunk)) return cb(stdinClosedError());
+    this.#queued += chunk.length;
+    if (this.#queued < STDIN_AHEAD_BYTES) cb();
+    else this.#waiting = () => cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#proc?.closeStdin();
+    cb();
+  }
+
+  written(bytes: number): void {
+    this.#queued -= bytes;
+    if (this.#waiting && this.#queued < STDIN_AHEAD_BYTES) {
+      const resume = this.#waiting;
+      this.#waiting = null;
+      resume();
+    }
+  }
+
+  failed(errno: number, errnoName: string): void {
+    const err = Object.assign(new Error(`write to stdin failed: ${errnoName}`), {
+      code: errnoName,
+      errno,
+      syscall: 'write',
+    });
+    this.#waiting = null;
+    this.destroy(err);
+  }
+}
+
+function stdinClosedError(): Error {
+  return Object.assign(new Error('stdin is closed: the process ended or a write failed'), {
+    code: 'EPIPE',
+    syscall: 'write',
+  });
+}
+
+/** A running process. */
+export class Session {
+  readonly pid: number;
+  /** Output (the PTY's in tty mode), with real backpressure. */
+  readonly stdout: Readable;
+  /** Standard error, or null in tty mode. */
+  readonly stderr: Readable | null;
+  /** Standard input; `end()` is EOF (VEOF on a PTY). */
+  readonly stdin: Writable;
+  /** Resolves after the reap and after every output byte was pushed. Never rejects. */
+  readonly exited: Promise<ExitInfo>;
+
+  readonly #proc: NativeProcess;
+  #cause: 'timeout' | 'aborted' | 'killed' | null = null;
+  #done = false;
+  #closed = false;
+
+  /** @internal use spawnSession() */
+  constructor(proc: NativeProcess, parts: SessionParts, exited: Promise<ExitInfo>) {
+    this.#proc = proc;
+    this.pid = proc.pid;
+    this.stdout = parts.stdout;
+    this.stderr = parts.stderr;
+    this.stdin = parts.stdin;
+    this.exited = exited;
+  }
+
+  /** @internal */
+  markCause(cause: 'timeout' | 'aborted' | 'killed'): void {
+    this.#cause ??= cause;
+  }
+
+  /** @internal */
+  cause(): 'timeout' | 'aborted' | 'killed' | null {
+    return this.#cause;
+  }
+
+  /** @internal */
+  markDone(): void {
+    this.#done = true;
+  }
+
+  /**
+   * Sets the terminal size (tty mode); the child gets SIGWINCH.
+   * @throws Error with code MSB_ERR_NATIVE in pipe mode.
+   */
+  resize(rows: number, cols: number): void {
+    if (this.#done) return;
+    this.#proc.resize(rows, cols);
+  }
+
+  /**
+   * Sends exactly `signal` (default SIGTERM) to the process group, or to the leader alone with
+   * `{ group: false }`. No escalation. Returns false if the process had already exited.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM', opts: { group?: boolean } = {}): boolean {
+    const signo = signalNumber(signal);
+    if (this.#done) return false;
+    const sent = this.#proc.signal(signo, opts.group ?? true);
+    if (sent && signo !== 0) this.markCause('killed');
+    return sent;
+  }
+
+  /**
+   * Kills the group with SIGKILL if it still runs and releases every native resource at once;
+   * pending output is discarded. Idempotent. `exited` still resolves.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#done) this.markCause('killed');
+    this.#proc.close();
+    this.stdin.destroy();
+  }
+}
+
+interface SessionParts {
+  stdout: OutputStream;
+  stderr: OutputStream | null;
+  stdin: InputStream;
+}
+
+/** Resolves when `stream` has emitted 'end' if someone is reading it, else at once. */
+function ended(stream: Readable): Promise<void> {
+  if (stream.readableEnded || stream.destroyed || stream.readableFlowing !== true) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+  });
+}
+
+/**
+ * Starts a process in a PTY (`tty: true`) or with pipes.
+ * @throws TypeError | RangeError (code MSB_ERR_INVALID_OPTION) for invalid options.
+ * Rejects with `SpawnError` (with `kind`, `stage`, `errno` — positive — and `errnoName`) when
+ * the process cannot be started; it never reports a fake exit.
+ * @example
+ * const s = await spawnSession({ cmd: 'bash', args: ['-lc', 'echo hi'], tty: true });
+ * s.stdout.pipe(process.stdout);
+ * const { code } = await s.exited;
+ */
+export async function spawnSession(options: SpawnSessionOptions): Promise<Session> {
+  return startSession(options, 'user');
+}
+
+/** @internal spawnSession with the agent's HOME rule. */
+export function startSession(options: SpawnSessionOptions, homeDefault: 'user' | 'user-or-root'): Session {
+  const normalized = normalizeOptions(options, homeDefault);
+  if (normalized instanceof SpawnError) throw normalized;
+  return start(normalized);
+}
+
+function start(n: NormalizedOptions): Session {
+  const tty = n.native.mode === 'pty';
+  const parts: SessionParts = {
+    stdout: new OutputStream(0),
+    stderr: tty ? null : new OutputStream(1),
+    stdin: new InputStream(),
+  };
+  let resolveExit!: (info: ExitInfo) => void;
+  const exited = new Promise<ExitInfo>((resolve) => (resolveExit = resolve));
+  let session: Session | null = null;
+  let pendingExit: NativeEvent | null = null;
+
+  const onExit = (e: Extract<NativeEvent, { type: 'exit' }>, s: Session): void => {
+    s.markDone();
+    clearTimer();
+    n.signal?.removeEventListener('abort', onAbort);
+    parts.stdout.push(null);
+    parts.stderr?.push(null);
+    if (!parts.stdin.destroyed) parts.stdin.destroy();
+    const signal = e.signal === null ? null : signalName(e.signal);
+    const cause = s.cause();
+    const reason: ExitReason =
+      cause === 'timeout' || cause === 'aborted'
+        ? cause
+        : e.signal !== null
+          ? cause === 'killed'
+            ? 'killed'
+            : 'signaled'
+          : 'exited';
+    const info: ExitInfo = { code: e.signal !== null ? null : e.code, signal, reason };
+    const streams = [parts.stdout, ...(parts.stderr ? [parts.stderr] : [])];
+    void Promise.all(streams.map(ended)).then(() => resolveExit(info));
+  };
+
+  const onEvent = (e: NativeEvent): void => {
+    switch (e.type) {
+      case 'data':
+        (e.stream === 'stderr' ? parts.stderr : parts.stdout)?.deliver(e.chunk);
+        break;
+      case 'stdin-written':
+        parts.stdin.written(e.bytes);
+        break;
+      case 'stdin-error':
+        parts.stdin.failed(e.errno, e.errnoName);
+        break;
+      case 'exit':
+        if (session) onExit(e, session);
+        else pendingExit = e;
+        break;
+    }
+  };
+
+  const proc = spawnNative(n.native, onEvent);
+  parts.stdout.attach(proc);
+  parts.stderr?.attach(proc);
+  parts.stdin.attach(proc);
+  const s = new Session(proc, parts, exited);
+  session = s;
+
+  let timer: NodeJS.Timeout | null = null;
+  const clearTimer = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  const terminate = (cause: 'timeout' | 'aborted'): void => {
+    s.markCause(cause);
+    proc.terminate(signalNumber('SIGTERM'), n.killGraceMs);
+  };
+  function onAbort(): void {
+    terminate('aborted');
+  }
+  if (n.timeoutMs !== null) {
+    timer = setTimeout(() => terminate('timeout'), n.timeoutMs);
+    timer.unref();
+  }
+  if (n.signal) {
+    if (n.signal.aborted) onAbort();
+    else n.signal.addEventListener('abort', onAbort, { once: true });
+  }
+  if (pendingExit) onExit(pendingExit as Extract<NativeEvent, { type: 'exit' }>, s);
+  return s;
+}
