@@ -27,6 +27,11 @@ pub const CHUNK: usize = 64 * 1024;
 /// After the drain deadline, at most this much more is read from a stream before it is closed.
 const FINAL_DRAIN_MAX: usize = 1024 * 1024;
 
+/// How long the thread stays after its last session ended. Sequential spawns then reuse it
+/// instead of paying for a new thread, epoll and eventfd each time; an idle process still ends
+/// up holding no thread and no descriptor.
+const LINGER: Duration = Duration::from_millis(250);
+
 const WAKE_TOKEN: u64 = u64::MAX;
 const KIND_OUT0: u64 = 0;
 const KIND_OUT1: u64 = 1;
@@ -73,12 +78,13 @@ struct EngineState {
 }
 
 static ENGINE: Mutex<EngineState> = Mutex::new(EngineState { commands: Vec::new(), wake: None, next_id: 1 });
-static THREAD_ALIVE: AtomicBool = AtomicBool::new(false);
+/// Reader threads alive (briefly two: one finishing its exit while a new one starts).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
 static SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Live sessions and whether the reader thread runs (for leak tests).
 pub fn stats() -> (usize, bool) {
-    (SESSIONS.load(Ordering::Acquire), THREAD_ALIVE.load(Ordering::Acquire))
+    (SESSIONS.load(Ordering::Acquire), THREADS.load(Ordering::Acquire) > 0)
 }
 
 /// Queues a command for the reader. Commands for sessions of a stopped reader are dropped:
@@ -174,7 +180,7 @@ fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
     let wake = Arc::new(EventFd::new()?);
     epoll.add(wake.fd(), libc::EPOLLIN as u32, WAKE_TOKEN)?;
     let thread_wake = Arc::clone(&wake);
-    THREAD_ALIVE.store(true, Ordering::Release);
+    THREADS.fetch_add(1, Ordering::AcqRel);
     let started = std::thread::Builder::new().name("msb-reader".into()).spawn(move || {
         // A panic here must not unwind into nothing: catch it, kill what we own, and stop.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(epoll, thread_wake)));
@@ -183,7 +189,7 @@ fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
             engine.wake = None;
             engine.commands.clear();
         }
-        THREAD_ALIVE.store(false, Ordering::Release);
+        THREADS.fetch_sub(1, Ordering::AcqRel);
     });
     match started {
         Ok(_) => {
@@ -191,7 +197,7 @@ fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
             Ok(())
         }
         Err(_) => {
-            THREAD_ALIVE.store(false, Ordering::Release);
+            THREADS.fetch_sub(1, Ordering::AcqRel);
             Err(Errno::EAGAIN)
         }
     }
@@ -243,9 +249,11 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
     let mut sessions: HashMap<u64, Session> = HashMap::new();
     let mut buf = vec![0u8; CHUNK];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
+    let mut idle_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let timeout = sessions.values().filter_map(Session::next_deadline).min().map(|d| d.saturating_duration_since(now));
+        let deadline = sessions.values().filter_map(Session::next_deadline).chain(idle_since.map(|t| t + LINGER)).min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
         let n = epoll.wait(&mut events, timeout).unwrap_or(0);
         for ev in &events[..n] {
             let tok = ev.u64;
@@ -299,12 +307,16 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
                 SESSIONS.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        if sessions.is_empty() {
+        if !sessions.is_empty() {
+            idle_since = None;
+        } else if idle_since.is_some_and(|t| now >= t + LINGER) {
             let mut engine = lock(&ENGINE);
             if engine.commands.is_empty() {
                 engine.wake = None;
                 return;
             }
+        } else if idle_since.is_none() {
+            idle_since = Some(now);
         }
     }
 }
