@@ -31,7 +31,11 @@ export const EXEC_FAILURE_KINDS: readonly ExecFailureKind[] = [
   'other',
 ];
 
-/** Base class of every error msb-agentd throws or rejects with. */
+/**
+ * Base class of every error msb-agentd throws or rejects with; branch on `code`.
+ * @example
+ * if (err instanceof MsbError && err.code === 'MSB_ERR_NATIVE_LOAD') console.error(err.message);
+ */
 export class MsbError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
@@ -41,7 +45,11 @@ export class MsbError extends Error {
   }
 }
 
-/** True for any msb-agentd error, also one created in another realm or copy of the module. */
+/**
+ * True for any msb-agentd error, also one created in another realm or copy of the module.
+ * @example
+ * catch (err) { if (isMsbError(err)) log(err.code); }
+ */
 export function isMsbError(value: unknown): value is MsbError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
 }
@@ -62,6 +70,9 @@ export interface SpawnErrorFields {
  * A process could not be started. `code` is the errno name (`'ENOENT'`) or `'MSB_ERR_SPAWN'`.
  * `errno` is positive, unlike Node's own system errors: read `errnoName`, never pass `errno` to
  * `util.getSystemErrorName()`.
+ * @example
+ * try { await spawnSession({ cmd: 'tool', cwd: '/srv/app' }); }
+ * catch (err) { if (err instanceof SpawnError && err.kind === 'bad_cwd') console.error(err.path); }
  */
 export class SpawnError extends MsbError {
   override readonly name = 'SpawnError';
@@ -89,22 +100,38 @@ function describeSpawnFailure(program: string, f: SpawnErrorFields): string {
   return `spawn ${program}: ${where}: ${why}${detail}`;
 }
 
-/** Framing or CBOR errors: MSB_ERR_FRAME_TOO_LARGE, MSB_ERR_BAD_FRAME, MSB_ERR_BAD_CBOR, MSB_ERR_UNKNOWN_MESSAGE. */
+/**
+ * Framing or CBOR errors: MSB_ERR_FRAME_TOO_LARGE, MSB_ERR_BAD_FRAME, MSB_ERR_BAD_CBOR, MSB_ERR_UNKNOWN_MESSAGE.
+ * @example
+ * if (err instanceof ProtocolError && err.code === 'MSB_ERR_BAD_FRAME') handle(err);
+ */
 export class ProtocolError extends MsbError {
   override readonly name = 'ProtocolError';
 }
 
-/** The connection to a peer went away: MSB_ERR_TRANSPORT_CLOSED. */
+/**
+ * The connection to a peer went away: MSB_ERR_TRANSPORT_CLOSED.
+ * @example
+ * if (err instanceof TransportError && err.code === 'MSB_ERR_TRANSPORT_CLOSED') handle(err);
+ */
 export class TransportError extends MsbError {
   override readonly name = 'TransportError';
 }
 
-/** MSB_ERR_SESSION_NOT_FOUND, MSB_ERR_SESSION_EXISTS. */
+/**
+ * MSB_ERR_SESSION_NOT_FOUND, MSB_ERR_SESSION_EXISTS.
+ * @example
+ * if (err instanceof SessionError && err.code === 'MSB_ERR_SESSION_NOT_FOUND') handle(err);
+ */
 export class SessionError extends MsbError {
   override readonly name = 'SessionError';
 }
 
-/** The native addon failed: MSB_ERR_NATIVE, MSB_ERR_NATIVE_LOAD, MSB_ERR_UNSUPPORTED_PLATFORM. */
+/**
+ * The native addon failed: MSB_ERR_NATIVE, MSB_ERR_NATIVE_LOAD, MSB_ERR_UNSUPPORTED_PLATFORM.
+ * @example
+ * if (err instanceof NativeError && err.code === 'MSB_ERR_NATIVE_LOAD') handle(err);
+ */
 export class NativeError extends MsbError {
   override readonly name = 'NativeError';
 }

@@ -114,7 +114,14 @@ function stdinClosedError(): Error {
   });
 }
 
-/** A running process. */
+/**
+ * A running process, returned by `spawnSession()`.
+ * @example
+ * const s = await spawnSession({ cmd: 'cat' });
+ * s.stdin.end('hello');
+ * for await (const chunk of s.stdout) process.stdout.write(chunk);
+ * await s.exited;
+ */
 export class Session {
   readonly pid: number;
   /** Output (the PTY's in tty mode), with real backpressure. */
