@@ -91,6 +91,13 @@ export function mergeEnv(
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
+/** True when the caller's own overrides set HOME. */
+function setsHome(overrides: SpawnSessionOptions['env']): boolean {
+  if (Array.isArray(overrides)) return overrides.some((e) => typeof e === 'string' && e.startsWith('HOME='));
+  if (overrides && typeof overrides === 'object') return typeof (overrides as Record<string, unknown>).HOME === 'string';
+  return false;
+}
+
 export interface NormalizedOptions {
   native: NativeSpawnOptions;
   spawnargs: string[];
@@ -124,7 +131,11 @@ export function normalizeOptions(o: SpawnSessionOptions, homeDefault: 'user' | '
   const timeoutMs = o.timeoutMs === undefined ? null : checkInt('timeoutMs', o.timeoutMs, 0, 2 ** 31 - 1);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidOption('type', 'signal must be an AbortSignal');
   const inheritEnv = o.inheritEnv ?? true;
-  const env = mergeEnv(inheritEnv ? process.env : null, o.env);
+  let env = mergeEnv(inheritEnv ? process.env : null, o.env);
+  if (o.user !== undefined && !setsHome(o.env)) {
+    // With a user, HOME defaults to that user's home: the caller's inherited HOME must not win.
+    env = env.filter((e) => !e.startsWith('HOME='));
+  }
   const rlimits = (o.rlimits ?? []).map((r, i) => {
     const resource = typeof r?.resource === 'string' ? rlimitResource(r.resource) : undefined;
     if (resource === undefined) throw invalidOption('range', `rlimits[${i}].resource is not a known resource: ${String(r?.resource)}`);

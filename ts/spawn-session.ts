@@ -6,7 +6,7 @@
 
 import { Readable, Writable } from 'node:stream';
 
-import { SpawnError } from './errors.js';
+import { SpawnError, invalidOption } from './errors.js';
 import type { NativeEvent, NativeStreamIndex } from './native/binding.js';
 import { NativeProcess, signalName, signalNumber, spawnNative } from './native/index.js';
 import { normalizeOptions, type NormalizedOptions, type SpawnSessionOptions } from './spawn-options.js';
@@ -134,6 +134,7 @@ export class Session {
   readonly exited: Promise<ExitInfo>;
 
   readonly #proc: NativeProcess;
+  readonly #tty: boolean;
   #cause: 'timeout' | 'aborted' | 'killed' | null = null;
   #done = false;
   #closed = false;
@@ -141,6 +142,7 @@ export class Session {
   /** @internal use spawnSession() */
   constructor(proc: NativeProcess, parts: SessionParts, exited: Promise<ExitInfo>) {
     this.#proc = proc;
+    this.#tty = parts.stderr === null;
     this.pid = proc.pid;
     this.stdout = parts.stdout;
     this.stderr = parts.stderr;
@@ -164,10 +166,15 @@ export class Session {
   }
 
   /**
-   * Sets the terminal size (tty mode); the child gets SIGWINCH.
-   * @throws Error with code MSB_ERR_NATIVE in pipe mode.
+   * Sets the terminal size; the child's foreground group gets SIGWINCH. A no-op after exit.
+   * @throws TypeError (code MSB_ERR_INVALID_OPTION) on a pipe session, RangeError for sizes
+   * outside 1..65535.
    */
   resize(rows: number, cols: number): void {
+    if (!this.#tty) throw invalidOption('type', 'resize() needs a tty session (spawned with tty: true)');
+    for (const [name, v] of [['rows', rows], ['cols', cols]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 65535) throw invalidOption('range', `${name} must be an integer in 1..65535`);
+    }
     if (this.#done) return;
     this.#proc.resize(rows, cols);
   }

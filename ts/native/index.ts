@@ -5,7 +5,7 @@
 
 import { constants } from 'node:os';
 
-import { SpawnError, EXEC_FAILURE_KINDS, type ExecFailureKind } from '../errors.js';
+import { NativeError, SpawnError, EXEC_FAILURE_KINDS, type ExecFailureKind } from '../errors.js';
 import type {
   NativeBinding,
   NativeEvent,
@@ -24,6 +24,19 @@ export function native(): NativeBinding {
   return binding;
 }
 
+/** Runs an addon call; an internal failure (code MSB_ERR_NATIVE) becomes a NativeError. */
+function guard<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'MSB_ERR_NATIVE' && !(err instanceof NativeError)) {
+      throw new NativeError('MSB_ERR_NATIVE', (err as Error).message, { cause: err });
+    }
+    throw err;
+  }
+}
+
 /** A started native process. Methods are safe to call after exit (they do nothing). */
 export class NativeProcess {
   readonly pid: number;
@@ -37,28 +50,28 @@ export class NativeProcess {
   }
 
   write(data: Buffer): boolean {
-    return this.#binding.write(this.#handle, data);
+    return guard(() => this.#binding.write(this.#handle, data));
   }
   closeStdin(): void {
-    this.#binding.closeStdin(this.#handle);
+    guard(() => this.#binding.closeStdin(this.#handle));
   }
   resize(rows: number, cols: number): boolean {
-    return this.#binding.resize(this.#handle, rows, cols);
+    return guard(() => this.#binding.resize(this.#handle, rows, cols));
   }
   signal(signo: number, group: boolean): boolean {
-    return this.#binding.signal(this.#handle, signo, group);
+    return guard(() => this.#binding.signal(this.#handle, signo, group));
   }
   pause(stream: NativeStreamIndex): void {
-    this.#binding.pause(this.#handle, stream);
+    guard(() => this.#binding.pause(this.#handle, stream));
   }
   resume(stream: NativeStreamIndex): void {
-    this.#binding.resume(this.#handle, stream);
+    guard(() => this.#binding.resume(this.#handle, stream));
   }
   terminate(signo: number, graceMs: number): void {
-    this.#binding.terminate(this.#handle, signo, graceMs);
+    guard(() => this.#binding.terminate(this.#handle, signo, graceMs));
   }
   close(): void {
-    this.#binding.close(this.#handle);
+    guard(() => this.#binding.close(this.#handle));
   }
 }
 
@@ -98,7 +111,7 @@ export function spawnNative(
       });
     }
   };
-  const result = b.spawn(options, guarded);
+  const result = guard(() => b.spawn(options, guarded));
   if (isFailure(result)) {
     throw spawnFailure(options.file, [options.file, ...options.args], { ...result, kind: toKind(result.kind) });
   }
@@ -127,5 +140,5 @@ export function signalName(signo: number): NodeJS.Signals | null {
 
 /** Live native sessions and whether the reader thread runs (for leak checks). */
 export function nativeStats(): { sessions: number; readerRunning: boolean } {
-  return native().stats();
+  return guard(() => native().stats());
 }

@@ -166,6 +166,7 @@ pub fn register(
         after_drain,
         closing: false,
         forced: false,
+        tombstone: None,
     };
     SESSIONS.fetch_add(1, Ordering::AcqRel);
     engine.commands.push(Command::Register(Box::new(session)));
@@ -239,6 +240,9 @@ pub(crate) struct Session {
     closing: bool,
     /// Streams were closed at the drain deadline, not by EOF.
     forced: bool,
+    /// Set when the session finishes during a termination's grace period with something still
+    /// holding its output: the group gets SIGKILL at this instant, after the exit is reported.
+    tombstone: Option<Instant>,
 }
 
 fn token(id: u64, kind: u64) -> u64 {
@@ -250,9 +254,16 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
     let mut buf = vec![0u8; CHUNK];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
     let mut idle_since: Option<Instant> = None;
+    // (process group, when to SIGKILL it) of terminated sessions whose exit was already reported.
+    let mut tombstones: Vec<(libc::pid_t, Instant)> = Vec::new();
     loop {
         let now = Instant::now();
-        let deadline = sessions.values().filter_map(Session::next_deadline).chain(idle_since.map(|t| t + LINGER)).min();
+        let deadline = sessions
+            .values()
+            .filter_map(Session::next_deadline)
+            .chain(tombstones.iter().map(|t| t.1))
+            .chain(idle_since.map(|t| t + LINGER))
+            .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         let n = epoll.wait(&mut events, timeout).unwrap_or(0);
         for ev in &events[..n] {
@@ -303,11 +314,22 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
         }
         for id in finished {
             if let Some(s) = sessions.remove(&id) {
+                if let Some(at) = s.tombstone {
+                    tombstones.push((s.shared.pid, at));
+                }
                 s.finish(&epoll);
                 SESSIONS.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        if !sessions.is_empty() {
+        tombstones.retain(|&(pgid, at)| {
+            if now < at {
+                return true;
+            }
+            // The group outlived its leader's reap; its surviving members pin the pgid.
+            let _ = sys::kill(-pgid, libc::SIGKILL);
+            false
+        });
+        if !sessions.is_empty() || !tombstones.is_empty() {
             idle_since = None;
         } else if idle_since.is_some_and(|t| now >= t + LINGER) {
             let mut engine = lock(&ENGINE);
@@ -538,12 +560,14 @@ impl Session {
         }
         if let Some(k) = self.kill_deadline {
             // A termination is under way. If output ended by itself the group is most likely
-            // empty: finish now (SIGKILL is harmless to a zombie). If something still held the
-            // output, keep the grace period and SIGKILL whatever is left at its end.
+            // empty: SIGKILL now (harmless to a zombie). If something still held the output,
+            // the exit is reported now (the drain bound holds) and the group still gets its
+            // SIGKILL when the grace period ends (a tombstone).
             if self.forced && now < k {
-                return false;
+                self.tombstone = Some(k);
+            } else {
+                self.kill_group();
             }
-            self.kill_group();
             self.kill_deadline = None;
         }
         true
