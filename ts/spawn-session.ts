@@ -61,7 +61,8 @@ class OutputStream extends Readable {
 class InputStream extends Writable {
   #proc: NativeProcess | null = null;
   #queued = 0;
-  #waiting: (() => void) | null = null;
+  /** The callback of a write that waits for the queue to fall under STDIN_AHEAD_BYTES. */
+  #waiting: ((err?: Error | null) => void) | null = null;
 
   constructor() {
     super({ decodeStrings: true });
@@ -78,8 +79,8 @@ class InputStream extends Writable {
     if (chunk.length === 0) return cb();
     if (!this.#proc || !this.#proc.write(chunk)) return cb(stdinClosedError());
     this.#queued += chunk.length;
-    if (this.#queued < STDIN_AHEAD_BYTES) cb();
-    else this.#waiting = () => cb();
+    if (this.#queued < STDIN_AHEAD_BYTES) return cb();
+    this.#waiting = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -102,8 +103,22 @@ class InputStream extends Writable {
       errno,
       syscall: 'write',
     });
+    // A write waiting for room gets the error (Writable then emits it once); else destroy.
+    if (!this.#fail(err)) this.destroy(err);
+  }
+
+  /** The session ended: a waiting write fails with EPIPE, then the stream is destroyed. */
+  sessionEnded(): void {
+    this.#fail(stdinClosedError());
+    if (!this.destroyed) this.destroy();
+  }
+
+  #fail(err: Error): boolean {
+    const waiting = this.#waiting;
     this.#waiting = null;
-    this.destroy(err);
+    if (!waiting) return false;
+    waiting(err);
+    return true;
   }
 }
 
@@ -200,7 +215,7 @@ export class Session {
     this.#closed = true;
     if (!this.#done) this.markCause('killed');
     this.#proc.close();
-    this.stdin.destroy();
+    (this.stdin as InputStream).sessionEnded();
   }
 }
 
@@ -210,9 +225,14 @@ interface SessionParts {
   stdin: InputStream;
 }
 
-/** Resolves when `stream` has emitted 'end' if someone is reading it, else at once. */
+/**
+ * Resolves when `stream` has emitted 'end', or at once if nothing ever consumed it
+ * (`readableFlowing === null`: no 'data' listener, no pipe, no iterator), so unread output
+ * waits in the buffer instead of holding the exit. A stream paused by its consumer
+ * (`readableFlowing === false`: an iterator, a backpressured pipe) is waited for.
+ */
 function ended(stream: Readable): Promise<void> {
-  if (stream.readableEnded || stream.destroyed || stream.readableFlowing !== true) return Promise.resolve();
+  if (stream.readableEnded || stream.destroyed || stream.readableFlowing === null) return Promise.resolve();
   return new Promise((resolve) => {
     stream.once('end', resolve);
     stream.once('close', resolve);
@@ -258,7 +278,7 @@ function start(n: NormalizedOptions): Session {
     n.signal?.removeEventListener('abort', onAbort);
     parts.stdout.push(null);
     parts.stderr?.push(null);
-    if (!parts.stdin.destroyed) parts.stdin.destroy();
+    parts.stdin.sessionEnded();
     const signal = e.signal === null ? null : signalName(e.signal);
     const cause = s.cause();
     const reason: ExitReason =
