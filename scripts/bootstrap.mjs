@@ -74,6 +74,9 @@ const stamp = join(root, 'node_modules', '.package-lock.json');
 if (mtime(stamp) < mtime(join(root, 'package-lock.json')) || mtime(stamp) < mtime(join(root, 'package.json'))) {
   say('installing npm dependencies');
   run('npm', ['ci', '--no-audit', '--no-fund']);
+  // tap compiles its plugin set on first use; do it once here so that parallel test runs never
+  // race to rebuild it.
+  run('npx', ['tap', 'build']);
 }
 
 // 4. Native addon.
