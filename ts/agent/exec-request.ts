@@ -1,0 +1,91 @@
+/**
+ * Turns a `core.exec.request` into native spawn options with the agent's rules (PROTOCOL §5.1,
+ * DESIGN §4): the agent's environment, then the request's entries in order (last wins; an entry
+ * without `=` or with a NUL byte is `bad_args`), `/.msb/scripts` prefixed to the final PATH when
+ * that directory exists, HOME from the user's (or root's) passwd entry unless the request sets it,
+ * the agent's default user, cwd and security profile, and unknown rlimit names skipped.
+ */
+
+import { existsSync } from 'node:fs';
+
+import { SpawnError } from '../errors.js';
+import type { ExecRequest } from '../protocol/index.js';
+import { rlimitResource } from '../rlimits.js';
+import { normalizeOptions, type AfterExit, type NormalizedOptions } from '../spawn-options.js';
+
+export const SCRIPTS_DIR = '/.msb/scripts';
+
+/** What the agent's command line sets for every exec. */
+export interface ExecDefaults {
+  user: string | null;
+  cwd: string | null;
+  securityProfile: 'default' | 'restricted';
+  afterExit: AfterExit;
+  drainMs: number;
+  graceMs: number;
+  /** The PATH prefix directory, used only if it exists. */
+  scriptsDir: string;
+}
+
+function badArgs(req: ExecRequest, detail: string): SpawnError {
+  return new SpawnError(req.cmd, {
+    kind: 'bad_args',
+    stage: 'resolve',
+    errno: null,
+    errnoName: null,
+    path: null,
+    spawnargs: [req.cmd, ...req.args],
+    detail,
+  });
+}
+
+function withScripts(path: string, scriptsDir: string): string {
+  return path.split(':').includes(scriptsDir) ? path : `${scriptsDir}:${path}`;
+}
+
+/** The normalized spawn of a request, or the SpawnError to answer with `core.exec.failed`. */
+export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv: NodeJS.ProcessEnv = process.env): NormalizedOptions | SpawnError {
+  const env = new Map<string, string>();
+  for (const [k, v] of Object.entries(agentEnv)) if (v !== undefined) env.set(k, v);
+  let requestSetsHome = false;
+  for (const entry of req.env) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) return badArgs(req, `env entry ${JSON.stringify(entry)} is not KEY=VALUE`);
+    const key = entry.slice(0, eq);
+    if (key === 'HOME') requestSetsHome = true;
+    env.set(key, entry.slice(eq + 1));
+  }
+  // HOME follows the user (or root without one) unless the request set it (PROTOCOL §5.1).
+  if (!requestSetsHome) env.delete('HOME');
+  if (existsSync(defaults.scriptsDir)) {
+    env.set('PATH', withScripts(env.get('PATH') ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', defaults.scriptsDir));
+  }
+  const user = req.user?.trim() ? req.user : (defaults.user ?? undefined);
+  const rlimits = req.rlimits
+    .filter((r) => rlimitResource(r.resource) !== undefined)
+    .map((r) => ({ resource: r.resource, soft: BigInt(r.soft), hard: BigInt(r.hard) }));
+  try {
+    return normalizeOptions(
+      {
+        cmd: req.cmd,
+        args: req.args,
+        env: [...env].map(([k, v]) => `${k}=${v}`),
+        inheritEnv: false,
+        cwd: req.cwd ?? defaults.cwd ?? undefined,
+        user,
+        tty: req.tty,
+        rows: req.rows,
+        cols: req.cols,
+        rlimits,
+        securityProfile: defaults.securityProfile,
+        drainMs: defaults.drainMs,
+        killGraceMs: defaults.graceMs,
+        afterExit: defaults.afterExit,
+      },
+      'user-or-root',
+    );
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'MSB_ERR_INVALID_OPTION') return badArgs(req, (err as Error).message);
+    throw err;
+  }
+}
