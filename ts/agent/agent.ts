@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { ActivityMeter } from '../activity/meter.js';
 import { DEFAULT_HEARTBEAT_DIR, startHeartbeat, type Heartbeat } from '../activity/heartbeat.js';
 import { SILENT, type Logger } from '../log/logger.js';
+import { enableSubreaper, setRealtimeClock } from '../native/index.js';
 import { VERSION } from '../version.js';
 import { defaultAddress, formatAddress, type Address } from '../transport/address.js';
 import { listenSocket, type SocketServer } from '../transport/socket-server.js';
@@ -32,6 +33,10 @@ export interface AgentOptions {
   heartbeatFile?: string | null;
   /** `core.shutdown` is ignored (logged). */
   ignoreShutdown?: boolean;
+  /** Become a child subreaper and reap adopted orphans (agent processes only, never a library host). */
+  subreaper?: boolean;
+  /** Let `core.clock.sync` set the realtime clock (otherwise it is logged and ignored). */
+  ownClock?: boolean;
   logger?: Logger;
   /** Called after a `core.shutdown` stopped the agent (the CLI exits 0). */
   onShutdown?: () => void;
@@ -75,6 +80,24 @@ export class Agent implements ConnectionHost {
           ? `${DEFAULT_HEARTBEAT_DIR}/heartbeat.json`
           : null;
     if (hb) this.#heartbeat = startHeartbeat(this.meter, hb);
+    if (opts.subreaper) enableSubreaper();
+  }
+
+  /** `core.clock.sync`: set the clock if we own it and it is more than 100 ms off (PROTOCOL §4.4). */
+  clockSync(unixTimeNanos: bigint): void {
+    if (!this.#opts.ownClock) {
+      this.log.info('clock sync ignored (start with --own-clock to let the host set the clock)');
+      return;
+    }
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const drift = unixTimeNanos > nowNs ? unixTimeNanos - nowNs : nowNs - unixTimeNanos;
+    if (drift <= 100_000_000n) return;
+    try {
+      setRealtimeClock(unixTimeNanos);
+      this.log.info('clock set from the host', { driftMs: Number(drift / 1_000_000n) });
+    } catch (err) {
+      this.log.warn('cannot set the clock', { error: (err as Error).message });
+    }
   }
 
   /** The cached `core.ready` frame (built on first use). */

@@ -42,6 +42,8 @@ export interface ConnectionHost {
   readonly meter: ActivityMeter;
   readonly log: Logger;
   readonly execDefaults: ExecDefaults;
+  /** `core.clock.sync` arrived. */
+  clockSync(unixTimeNanos: bigint): void;
   /** `core.shutdown` arrived. */
   shutdown(from: Connection): void;
   /** The connection ended (for whatever reason). */
@@ -189,7 +191,7 @@ export class Connection implements ExecOwner {
         this.send(m.id, { type: 'touched', payload: { activitySeq: this.#host.meter.activitySeq } });
         return;
       case 'clockSync':
-        this.#host.log.info('clock sync ignored (the agent does not own the clock)', { unixTimeNanos: String(m.payload.unixTimeNanos) });
+        this.#host.clockSync(BigInt(m.payload.unixTimeNanos));
         return;
       case 'shutdown':
         this.#host.shutdown(this);

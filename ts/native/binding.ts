@@ -75,6 +75,10 @@ export interface NativeBinding {
   /** SIGKILL the group if running, drop output, release everything at the reap. Idempotent. */
   close(handle: NativeHandle): void;
   stats(): { sessions: number; readerRunning: boolean };
+  /** Agent only: become a child subreaper and reap adopted orphans (never in library mode). */
+  enableSubreaper(): void;
+  /** Agent only: clock_settime(CLOCK_REALTIME). Throws MSB_ERR_NATIVE (EPERM) without CAP_SYS_TIME. */
+  setClock(unixTimeNanos: bigint): void;
 }
 
 export const NATIVE_EXPORTS = [
@@ -88,4 +92,6 @@ export const NATIVE_EXPORTS = [
   'terminate',
   'close',
   'stats',
+  'enableSubreaper',
+  'setClock',
 ] as const;

@@ -142,3 +142,13 @@ export function signalName(signo: number): NodeJS.Signals | null {
 export function nativeStats(): { sessions: number; readerRunning: boolean } {
   return guard(() => native().stats());
 }
+
+/** Agent only: become a child subreaper and reap adopted orphans. */
+export function enableSubreaper(): void {
+  guard(() => native().enableSubreaper());
+}
+
+/** Agent only: set the realtime clock. */
+export function setRealtimeClock(unixTimeNanos: bigint): void {
+  guard(() => native().setClock(unixTimeNanos));
+}

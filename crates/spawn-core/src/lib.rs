@@ -16,6 +16,7 @@
 pub mod child;
 pub mod error;
 pub mod handle;
+pub mod orphans;
 pub mod reader;
 pub mod reaper;
 pub mod spawn;

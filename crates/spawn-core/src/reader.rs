@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::handle::{lock, Ctl, Handle, Shared, StdinQueue};
+use crate::orphans;
 use crate::reaper::{self, ExitStatus};
 use crate::spawn::{ChildIo, Spawned};
 use crate::spec::AfterDrain;
@@ -31,6 +32,9 @@ const FINAL_DRAIN_MAX: usize = 1024 * 1024;
 /// instead of paying for a new thread, epoll and eventfd each time; an idle process still ends
 /// up holding no thread and no descriptor.
 const LINGER: Duration = Duration::from_millis(250);
+
+/// How often adopted orphans are looked for in subreaper mode.
+const ORPHAN_SCAN: Duration = Duration::from_millis(200);
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const KIND_OUT0: u64 = 0;
@@ -256,13 +260,20 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
     let mut idle_since: Option<Instant> = None;
     // (process group, when to SIGKILL it) of terminated sessions whose exit was already reported.
     let mut tombstones: Vec<(libc::pid_t, Instant)> = Vec::new();
+    let mut next_orphan_scan = Instant::now();
     loop {
         let now = Instant::now();
+        let subreaper = orphans::enabled();
+        if subreaper && now >= next_orphan_scan {
+            orphans::reap();
+            next_orphan_scan = now + ORPHAN_SCAN;
+        }
         let deadline = sessions
             .values()
             .filter_map(Session::next_deadline)
             .chain(tombstones.iter().map(|t| t.1))
             .chain(idle_since.map(|t| t + LINGER))
+            .chain(subreaper.then_some(next_orphan_scan))
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         let n = epoll.wait(&mut events, timeout).unwrap_or(0);
@@ -329,7 +340,7 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
             let _ = sys::kill(-pgid, libc::SIGKILL);
             false
         });
-        if !sessions.is_empty() || !tombstones.is_empty() {
+        if !sessions.is_empty() || !tombstones.is_empty() || subreaper {
             idle_since = None;
         } else if idle_since.is_some_and(|t| now >= t + LINGER) {
             let mut engine = lock(&ENGINE);
@@ -606,6 +617,7 @@ impl Session {
             let reaped = reaper::reap(self.pidfd).ok().flatten();
             ctl.reaped = true;
             ctl.pidfd = None;
+            orphans::untrack(self.shared.pid);
             ctl.pty = None;
             reaped
         };

@@ -225,3 +225,25 @@ pub fn pidfd_send_signal(pidfd: RawFd, signo: c_int) -> Result<(), Errno> {
     };
     Errno::result(rc).map(drop)
 }
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to us.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// waitpid(pid, WNOHANG) for one specific pid; true if it was reaped.
+pub fn waitpid_nohang(pid: libc::pid_t) -> bool {
+    assert!(pid > 0, "waitpid_nohang takes a real pid, never -1 or a group");
+    let mut status = 0;
+    // SAFETY: `status` is writable.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    rc == pid
+}
+
+/// clock_settime(CLOCK_REALTIME).
+pub fn set_realtime(secs: i64, nanos: i64) -> Result<(), Errno> {
+    let ts = libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: nanos as libc::c_long };
+    // SAFETY: `ts` is valid for the call.
+    cvt(unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) }).map(drop)
+}

@@ -50,6 +50,8 @@ export!(js_resume, resume_body);
 export!(js_terminate, terminate_body);
 export!(js_close, close_body);
 export!(js_stats, stats_body);
+export!(js_enable_subreaper, enable_subreaper_body);
+export!(js_set_clock, set_clock_body);
 
 /// Node calls this when the addon is loaded (Node-API's module registration symbol).
 ///
@@ -59,7 +61,7 @@ export!(js_stats, stats_body);
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let env = Env(env);
     let result = std::panic::catch_unwind(|| -> JsResult<()> {
-        let table: [(&std::ffi::CStr, napi_callback); 10] = [
+        let table: [(&std::ffi::CStr, napi_callback); 12] = [
             (c"spawn", js_spawn),
             (c"write", js_write),
             (c"closeStdin", js_close_stdin),
@@ -70,6 +72,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             (c"terminate", js_terminate),
             (c"close", js_close),
             (c"stats", js_stats),
+            (c"enableSubreaper", js_enable_subreaper),
+            (c"setClock", js_set_clock),
         ];
         for (name, cb) in table {
             env.set(exports, name, env.function(name, cb)?)?;
@@ -179,6 +183,9 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
         }
     };
     let tsfn = Tsfn::new(env, callback)?;
+    // In subreaper mode the orphan scan must not take this child for an orphan before it is
+    // tracked: hold the registry from before the clone until registration.
+    let mut guard = crate::orphans::guard();
     let spawned = match spawn(&spec, req.mode, req.stdin) {
         Ok(s) => s,
         Err(e) => {
@@ -192,6 +199,8 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
         Box::new(TsfnSink { tsfn: Some(tsfn), handle })
     })
     .map_err(|e| JsError::Native(format!("starting the reader thread failed: {e:?}")))?;
+    guard.track(pid);
+    drop(guard);
     let obj = env.create_object()?;
     env.set(obj, c"pid", env.create_i32(pid)?)?;
     env.set(obj, c"handle", env.create_external(handle)?)?;
@@ -272,4 +281,18 @@ fn stats_body(env: Env, _info: napi_callback_info) -> JsResult<napi_value> {
     env.set(obj, c"sessions", env.create_f64(sessions as f64)?)?;
     env.set(obj, c"readerRunning", env.create_bool(reader)?)?;
     Ok(obj)
+}
+
+fn enable_subreaper_body(env: Env, _info: napi_callback_info) -> JsResult<napi_value> {
+    crate::orphans::enable().map_err(|e| JsError::Native(format!("prctl(PR_SET_CHILD_SUBREAPER) failed: {e:?}")))?;
+    env.undefined()
+}
+
+fn set_clock_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let [ns] = env.args::<1>(info)?;
+    let ns = env.bigint_u64(ns, "unixTimeNanos")?;
+    let secs = (ns / 1_000_000_000) as i64;
+    let nanos = (ns % 1_000_000_000) as i64;
+    crate::sys::set_realtime(secs, nanos).map_err(|e| JsError::Native(format!("clock_settime failed: {e:?}")))?;
+    env.undefined()
 }
