@@ -11,7 +11,9 @@ import type { Socket } from 'node:net';
 import { ActivityMeter } from '../activity/meter.js';
 import { DEFAULT_HEARTBEAT_DIR, startHeartbeat, type Heartbeat } from '../activity/heartbeat.js';
 import { SILENT, type Logger } from '../log/logger.js';
-import { enableSubreaper, setRealtimeClock } from '../native/index.js';
+import { adoptFdStream, enableSubreaper, listenVsock, setRealtimeClock } from '../native/index.js';
+import { nativeDuplex } from '../transport/fd-stream.js';
+import { serialDuplex } from '../transport/serial.js';
 import { VERSION } from '../version.js';
 import { defaultAddress, formatAddress, type Address } from '../transport/address.js';
 import { listenSocket, type SocketServer } from '../transport/socket-server.js';
@@ -45,7 +47,13 @@ export interface AgentOptions {
 /** What `listen()` takes. */
 export type ListenTarget =
   | { kind: 'socket'; address?: Address; allowRemote?: boolean }
-  | { kind: 'stream'; stream: Duplex; label?: string };
+  | { kind: 'stream'; stream: Duplex; label?: string }
+  /** A serial character device, reopened after a hang-up with its sessions kept. */
+  | { kind: 'serial'; path: string }
+  /** An open descriptor (a socket or device) handed over to the agent, which now owns it. */
+  | { kind: 'fd'; fd: number }
+  /** AF_VSOCK connections to `port`, each a single peer. */
+  | { kind: 'vsock'; port: number };
 
 export class Agent implements ConnectionHost {
   readonly meter = new ActivityMeter();
@@ -119,6 +127,27 @@ export class Agent implements ConnectionHost {
   async listen(target: ListenTarget): Promise<Address | null> {
     if (target.kind === 'stream') {
       this.#attach(target.stream, null, target.label ?? `stream-${this.#nextLabel++}`);
+      return null;
+    }
+    if (target.kind === 'serial') {
+      this.#attach(serialDuplex(target.path, this.log), null, `serial:${target.path}`);
+      this.log.info('serving a serial device', { path: target.path });
+      return null;
+    }
+    if (target.kind === 'fd') {
+      this.#attach(nativeDuplex((onEvent) => adoptFdStream(target.fd, onEvent)), null, `fd-${target.fd}`);
+      return null;
+    }
+    if (target.kind === 'vsock') {
+      listenVsock(target.port, (e) => {
+        if (e.type === 'connection') {
+          if (this.#closing) return void adoptFdStream(e.fd, () => {}).close();
+          this.#attach(nativeDuplex((onEvent) => adoptFdStream(e.fd, onEvent)), null, `vsock-${this.#nextLabel++}`);
+        } else if (e.type === 'listener-error') {
+          this.log.error('vsock listener stopped', { port: target.port, errno: e.errnoName });
+        }
+      });
+      this.log.info('listening on vsock', { port: target.port });
       return null;
     }
     const address = target.address ?? defaultAddress();

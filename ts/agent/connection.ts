@@ -55,7 +55,7 @@ export class Connection implements ExecOwner {
   readonly #host: ConnectionHost;
   /** The peer's id range (relay handshake), or null for a single-peer transport. */
   readonly range: IdRange | null;
-  readonly #decoder = new FrameDecoder();
+  #decoder = new FrameDecoder();
   readonly #sessions = new Map<number, ExecSession>();
   readonly #ended = new Set<number>();
   #peerVersion = 7;
@@ -73,6 +73,8 @@ export class Connection implements ExecOwner {
     stream.on('error', (err) => this.#host.log.debug('connection error', { conn: label, error: err.message }));
     stream.on('close', () => this.close('peer closed'));
     stream.on('end', () => this.close('peer ended'));
+    // A reopened serial device: whatever partial frame was buffered is gone for good.
+    stream.on('reopen', () => (this.#decoder = new FrameDecoder()));
   }
 
   get meter(): ActivityMeter {

@@ -37,6 +37,8 @@ export interface NativeSpawnOptions {
 
 export type NativeEvent =
   | { type: 'data'; stream: 'stdout' | 'stderr' | 'pty'; chunk: Buffer }
+  | { type: 'connection'; fd: number }
+  | { type: 'listener-error'; errno: number; errnoName: string }
   | { type: 'stdin-written'; bytes: number }
   | { type: 'stdin-error'; errno: number; errnoName: string }
   | { type: 'exit'; code: number | null; signal: number | null };
@@ -79,6 +81,16 @@ export interface NativeBinding {
   enableSubreaper(): void;
   /** Agent only: clock_settime(CLOCK_REALTIME). Throws MSB_ERR_NATIVE (EPERM) without CAP_SYS_TIME. */
   setClock(unixTimeNanos: bigint): void;
+  /**
+   * Opens a character device (raw mode if it is a terminal) as a byte stream: input arrives as
+   * `data` events (stream 'stdout'), `write` queues output, and the stream's end (EOF, hang-up)
+   * is an `exit` event with code and signal null. Use the other functions with the handle.
+   */
+  openDevice(path: string, onEvent: (event: NativeEvent) => void): { handle: NativeHandle };
+  /** As openDevice, for an open descriptor whose ownership passes to the addon. */
+  adoptFd(fd: number, onEvent: (event: NativeEvent) => void): { handle: NativeHandle };
+  /** Listens on AF_VSOCK `port`; each accepted connection's fd arrives as a `connection` event. */
+  vsockListen(port: number, onEvent: (event: NativeEvent) => void): void;
 }
 
 export const NATIVE_EXPORTS = [
@@ -94,4 +106,7 @@ export const NATIVE_EXPORTS = [
   'stats',
   'enableSubreaper',
   'setClock',
+  'openDevice',
+  'adoptFd',
+  'vsockListen',
 ] as const;

@@ -152,3 +152,37 @@ export function enableSubreaper(): void {
 export function setRealtimeClock(unixTimeNanos: bigint): void {
   guard(() => native().setClock(unixTimeNanos));
 }
+
+/** A native byte stream over a device or socket fd (the serial and vsock transports). */
+export interface NativeStream {
+  write(data: Buffer): boolean;
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+function streamOf(b: NativeBinding, handle: NativeHandle): NativeStream {
+  return {
+    write: (data) => guard(() => b.write(handle, data)),
+    pause: () => guard(() => b.pause(handle, 0)),
+    resume: () => guard(() => b.resume(handle, 0)),
+    close: () => guard(() => b.close(handle)),
+  };
+}
+
+/** Opens a character device as a native stream (raw mode for terminals). */
+export function openDeviceStream(path: string, onEvent: (event: NativeEvent) => void): NativeStream {
+  const b = native();
+  return streamOf(b, guard(() => b.openDevice(path, onEvent)).handle);
+}
+
+/** Takes ownership of `fd` as a native stream. */
+export function adoptFdStream(fd: number, onEvent: (event: NativeEvent) => void): NativeStream {
+  const b = native();
+  return streamOf(b, guard(() => b.adoptFd(fd, onEvent)).handle);
+}
+
+/** Listens on AF_VSOCK `port`; `onEvent` gets `connection` (an fd to adopt) or `listener-error`. */
+export function listenVsock(port: number, onEvent: (event: NativeEvent) => void): void {
+  guard(() => native().vsockListen(port, onEvent));
+}

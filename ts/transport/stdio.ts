@@ -18,7 +18,8 @@ export function stdioDuplex(onEnd: () => void): Duplex {
       else cb();
     },
     destroy(err, cb) {
-      input.pause();
+      // Nothing more will be read: let go of stdin so the process can end.
+      input.destroy();
       onEnd();
       cb(err);
     },

@@ -146,7 +146,7 @@ pub fn register(
             None,
         ),
     };
-    let pidfd_raw = spawned.pidfd.as_raw_fd();
+    let pidfd_raw = Some(spawned.pidfd.as_raw_fd());
     let has_stdin = stdin.is_some();
     let shared = Arc::new(Shared {
         id,
@@ -168,6 +168,50 @@ pub fn register(
         kill_deadline: None,
         drain,
         after_drain,
+        closing: false,
+        forced: false,
+        tombstone: None,
+    };
+    SESSIONS.fetch_add(1, Ordering::AcqRel);
+    engine.commands.push(Command::Register(Box::new(session)));
+    if let Some(w) = &engine.wake {
+        w.notify();
+    }
+    Ok(Handle(shared))
+}
+
+/// Hands an already open descriptor (a serial device, an accepted socket) to the reader as a
+/// byte stream: its input arrives as `data` events, `Handle::write` queues output, and the
+/// stream's end (EOF, hang-up, EIO) is reported as an exit without code or signal.
+pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>) -> Result<Handle, Errno> {
+    sys::set_nonblocking(fd.as_raw_fd())?;
+    let write = sys::dup_cloexec(fd.as_raw_fd())?;
+    let mut engine = lock(&ENGINE);
+    if engine.wake.is_none() {
+        start_thread(&mut engine)?;
+    }
+    let id = engine.next_id;
+    engine.next_id += 1;
+    let shared = Arc::new(Shared {
+        id,
+        pid: 0,
+        inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        paused: [AtomicBool::new(false), AtomicBool::new(false)],
+        ctl: Mutex::new(Ctl { reaped: false, pidfd: None, pty: None }),
+        stdin: Mutex::new(StdinQueue::default()),
+    });
+    let session = Session {
+        shared: Arc::clone(&shared),
+        sink: make_sink(Handle(Arc::clone(&shared))),
+        pidfd: None,
+        pidfd_registered: false,
+        streams: [Some(OutStream { fd, kind: StreamKind::Stdout, registered: false }), None],
+        stdin: Some(InStream::new(write, false)),
+        leader: None,
+        drain_deadline: None,
+        kill_deadline: None,
+        drain: Duration::ZERO,
+        after_drain: AfterDrain::Detach,
         closing: false,
         forced: false,
         tombstone: None,
@@ -230,7 +274,9 @@ impl InStream {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     sink: Box<dyn EventSink>,
-    pidfd: RawFd,
+    /// The leader's pidfd; None for an fd stream (a serial device or a socket), which has no
+    /// process and ends when its read side does.
+    pidfd: Option<RawFd>,
     pidfd_registered: bool,
     streams: [Option<OutStream>; 2],
     stdin: Option<InStream>,
@@ -357,11 +403,13 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
 impl Session {
     fn attach(&mut self, epoll: &Epoll) {
         let id = self.shared.id;
-        if epoll.add(self.pidfd, libc::EPOLLIN as u32, token(id, KIND_PIDFD)).is_ok() {
-            self.pidfd_registered = true;
-        } else if let Ok(Some(status)) = reaper::peek_exit(self.pidfd) {
-            self.leader = Some(status);
-            self.drain_deadline = Some(Instant::now() + self.drain);
+        if let Some(pidfd) = self.pidfd {
+            if epoll.add(pidfd, libc::EPOLLIN as u32, token(id, KIND_PIDFD)).is_ok() {
+                self.pidfd_registered = true;
+            } else if let Ok(Some(status)) = reaper::peek_exit(pidfd) {
+                self.leader = Some(status);
+                self.drain_deadline = Some(Instant::now() + self.drain);
+            }
         }
         self.update_interest(epoll);
     }
@@ -435,14 +483,12 @@ impl Session {
     }
 
     fn on_pidfd(&mut self, epoll: &Epoll) {
-        if self.leader.is_some() {
-            return;
-        }
-        if let Ok(Some(status)) = reaper::peek_exit(self.pidfd) {
+        let Some(pidfd) = self.pidfd.filter(|_| self.leader.is_none()) else { return };
+        if let Ok(Some(status)) = reaper::peek_exit(pidfd) {
             self.leader = Some(status);
             self.drain_deadline = Some(Instant::now() + self.drain);
             if self.pidfd_registered {
-                let _ = epoll.delete(self.pidfd);
+                let _ = epoll.delete(pidfd);
                 self.pidfd_registered = false;
             }
         }
@@ -552,6 +598,10 @@ impl Session {
                 self.kill_deadline = None;
             }
         }
+        if self.pidfd.is_none() {
+            // An fd stream ends with its read side, or when its owner closes it.
+            return self.closing || !self.has_open_streams();
+        }
         if self.leader.is_none() {
             return false;
         }
@@ -609,15 +659,17 @@ impl Session {
         self.drop_stdin(epoll);
         self.close_stream(0, epoll);
         self.close_stream(1, epoll);
-        if self.pidfd_registered {
-            let _ = epoll.delete(self.pidfd);
+        if let Some(pidfd) = self.pidfd.filter(|_| self.pidfd_registered) {
+            let _ = epoll.delete(pidfd);
         }
         let status = {
             let mut ctl = lock(&self.shared.ctl);
-            let reaped = reaper::reap(self.pidfd).ok().flatten();
+            let reaped = self.pidfd.and_then(|fd| reaper::reap(fd).ok().flatten());
             ctl.reaped = true;
             ctl.pidfd = None;
-            orphans::untrack(self.shared.pid);
+            if self.pidfd.is_some() {
+                orphans::untrack(self.shared.pid);
+            }
             ctl.pty = None;
             reaped
         };

@@ -247,3 +247,53 @@ pub fn set_realtime(secs: i64, nanos: i64) -> Result<(), Errno> {
     // SAFETY: `ts` is valid for the call.
     cvt(unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) }).map(drop)
 }
+
+/// Opens a character device for reading and writing (non-blocking, close-on-exec, never our
+/// controlling terminal). A terminal is put in raw mode so frames pass unchanged.
+pub fn open_device(path: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated.
+    let fd = owned(cvt(unsafe { libc::open(path.as_ptr(), flags) })?);
+    // SAFETY: isatty on an open descriptor.
+    if unsafe { libc::isatty(fd.as_raw_fd()) } == 1 {
+        // SAFETY: termios is plain data that tcgetattr fills.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `t` is writable and valid for each call.
+        unsafe {
+            cvt(libc::tcgetattr(fd.as_raw_fd(), &mut t))?;
+            libc::cfmakeraw(&mut t);
+            cvt(libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t))?;
+        }
+    }
+    Ok(fd)
+}
+
+/// A listening AF_VSOCK stream socket on `port` for any CID (vsock(7)).
+pub fn vsock_listen(port: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: socket takes plain integers.
+    let fd = owned(cvt(unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?);
+    // SAFETY: sockaddr_vm is plain data.
+    let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    addr.svm_port = port;
+    addr.svm_cid = libc::VMADDR_CID_ANY;
+    let len = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_vm of `len` bytes.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), &addr as *const libc::sockaddr_vm as *const libc::sockaddr, len) })?;
+    // SAFETY: listen on a bound socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 16) })?;
+    Ok(fd)
+}
+
+/// accept4(2) on a blocking listener, retrying EINTR.
+pub fn accept(fd: RawFd) -> Result<OwnedFd, Errno> {
+    loop {
+        // SAFETY: null address pointers are allowed.
+        let rc = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        match Errno::result(rc) {
+            Ok(c) => return Ok(owned(c)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

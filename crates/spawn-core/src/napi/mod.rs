@@ -52,6 +52,9 @@ export!(js_close, close_body);
 export!(js_stats, stats_body);
 export!(js_enable_subreaper, enable_subreaper_body);
 export!(js_set_clock, set_clock_body);
+export!(js_open_device, open_device_body);
+export!(js_adopt_fd, adopt_fd_body);
+export!(js_vsock_listen, vsock_listen_body);
 
 /// Node calls this when the addon is loaded (Node-API's module registration symbol).
 ///
@@ -61,7 +64,7 @@ export!(js_set_clock, set_clock_body);
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let env = Env(env);
     let result = std::panic::catch_unwind(|| -> JsResult<()> {
-        let table: [(&std::ffi::CStr, napi_callback); 12] = [
+        let table: [(&std::ffi::CStr, napi_callback); 15] = [
             (c"spawn", js_spawn),
             (c"write", js_write),
             (c"closeStdin", js_close_stdin),
@@ -74,6 +77,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             (c"stats", js_stats),
             (c"enableSubreaper", js_enable_subreaper),
             (c"setClock", js_set_clock),
+            (c"openDevice", js_open_device),
+            (c"adoptFd", js_adopt_fd),
+            (c"vsockListen", js_vsock_listen),
         ];
         for (name, cb) in table {
             env.set(exports, name, env.function(name, cb)?)?;
@@ -294,5 +300,68 @@ fn set_clock_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     let secs = (ns / 1_000_000_000) as i64;
     let nanos = (ns % 1_000_000_000) as i64;
     crate::sys::set_realtime(secs, nanos).map_err(|e| JsError::Native(format!("clock_settime failed: {e:?}")))?;
+    env.undefined()
+}
+
+/// Registers `fd` as a byte stream whose events go to `callback`; returns `{ handle }`.
+fn stream_object(env: Env, fd: std::os::fd::OwnedFd, callback: napi_value) -> JsResult<napi_value> {
+    if env.type_of(callback)? != NAPI_FUNCTION {
+        return Err(JsError::Type("onEvent must be a function".into()));
+    }
+    let tsfn = Tsfn::new(env, callback)?;
+    let handle = reader::register_stream(fd, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
+        .map_err(|e| JsError::Native(format!("registering the stream failed: {e:?}")))?;
+    let obj = env.create_object()?;
+    env.set(obj, c"handle", env.create_external(handle)?)?;
+    Ok(obj)
+}
+
+fn open_device_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let [path, callback] = env.args::<2>(info)?;
+    let path = env.string(path, "path")?;
+    let cpath = std::ffi::CString::new(path.as_str()).map_err(|_| JsError::Type("path contains a NUL byte".into()))?;
+    let fd = crate::sys::open_device(&cpath).map_err(|e| JsError::Native(format!("open {path}: {e:?}")))?;
+    stream_object(env, fd, callback)
+}
+
+fn adopt_fd_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    use std::os::fd::FromRawFd;
+    let [fd, callback] = env.args::<2>(info)?;
+    let fd = env.uint(fd, i32::MAX as u32, "fd")? as i32;
+    // SAFETY: fcntl(F_GETFD) only checks that the descriptor is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(JsError::Type(format!("fd {fd} is not open")));
+    }
+    // SAFETY: the caller hands us ownership of an open descriptor (documented in binding.ts).
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    stream_object(env, owned, callback)
+}
+
+fn vsock_listen_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let [port, callback] = env.args::<2>(info)?;
+    let port = env.uint(port, u32::MAX, "port")?;
+    if env.type_of(callback)? != NAPI_FUNCTION {
+        return Err(JsError::Type("onEvent must be a function".into()));
+    }
+    let listener = crate::sys::vsock_listen(port).map_err(|e| JsError::Native(format!("vsock listen on port {port}: {e:?}")))?;
+    let tsfn = Tsfn::new(env, callback)?;
+    tsfn.unref(env);
+    // Accepting blocks, so it gets a thread of its own (never the libuv pool); it lives as long
+    // as the process, like the listener.
+    std::thread::Builder::new()
+        .name("msb-vsock".into())
+        .spawn(move || {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
+                match crate::sys::accept(listener.as_raw_fd()) {
+                    Ok(conn) => tsfn.send(tsfn::Event::Connection(conn.into_raw_fd())),
+                    Err(e) => {
+                        tsfn.send(tsfn::Event::ListenerError(e));
+                        return;
+                    }
+                }
+            }));
+        })
+        .map_err(|e| JsError::Native(format!("starting the vsock accept thread: {e}")))?;
     env.undefined()
 }

@@ -160,4 +160,5 @@ extern "C" {
     pub fn napi_call_threadsafe_function(func: napi_threadsafe_function, data: *mut c_void, is_blocking: i32)
         -> napi_status;
     pub fn napi_release_threadsafe_function(func: napi_threadsafe_function, mode: i32) -> napi_status;
+    pub fn napi_unref_threadsafe_function(env: napi_env, func: napi_threadsafe_function) -> napi_status;
 }

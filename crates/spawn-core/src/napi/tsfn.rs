@@ -18,11 +18,15 @@ use crate::reader::{EventSink, StreamKind};
 use crate::reaper::ExitStatus;
 
 /// One event on its way to JavaScript.
-enum Event {
+pub(super) enum Event {
     Data { kind: StreamKind, chunk: Vec<u8>, handle: Handle },
     StdinWritten(usize),
     StdinError(Errno),
     Exit(ExitStatus),
+    /// An accepted connection's descriptor, now owned by JavaScript (to adopt).
+    Connection(i32),
+    /// The listener stopped with this errno.
+    ListenerError(Errno),
 }
 
 /// A threadsafe function that is released exactly once.
@@ -61,7 +65,13 @@ impl Tsfn {
         Ok(Tsfn { raw })
     }
 
-    fn send(&self, event: Event) {
+    /// Lets the event loop exit while this function exists (a listener that waits forever).
+    pub fn unref(&self, env: Env) {
+        // SAFETY: called on the JS thread with a live env, before release.
+        unsafe { napi_unref_threadsafe_function(env.0, self.raw) };
+    }
+
+    pub(super) fn send(&self, event: Event) {
         let data = Box::into_raw(Box::new(event));
         // SAFETY: `raw` is live until released in Drop; ownership of `data` passes to call_js on
         // success.
@@ -164,6 +174,15 @@ fn build(env: Env, event: &Event) -> JsResult<napi_value> {
         }
         Event::StdinError(errno) => {
             env.set(obj, c"type", env.create_string("stdin-error")?)?;
+            env.set(obj, c"errno", env.create_i32(*errno as i32)?)?;
+            env.set(obj, c"errnoName", env.create_string(&format!("{errno:?}"))?)?;
+        }
+        Event::Connection(fd) => {
+            env.set(obj, c"type", env.create_string("connection")?)?;
+            env.set(obj, c"fd", env.create_i32(*fd)?)?;
+        }
+        Event::ListenerError(errno) => {
+            env.set(obj, c"type", env.create_string("listener-error")?)?;
             env.set(obj, c"errno", env.create_i32(*errno as i32)?)?;
             env.set(obj, c"errnoName", env.create_string(&format!("{errno:?}"))?)?;
         }
