@@ -9,6 +9,13 @@ export { spawnSession, Session } from './spawn-session.js';
 export type { ExitInfo, ExitReason } from './spawn-session.js';
 export type { SpawnSessionOptions, AfterExit } from './spawn-options.js';
 export { run } from './run.js';
+export { Agent } from './agent/agent.js';
+export { AgentClient, ClientExec } from './client/index.js';
+export type { ClientExecOptions, ClientExitInfo, ConnectOptions, FromStreamOptions } from './client/index.js';
+export type { AgentOptions, ListenTarget } from './agent/agent.js';
+export { encodeFrame, FrameDecoder, encodeMessage, decodeMessage } from './protocol/index.js';
+export { parseAddress, defaultAddress, formatAddress } from './transport/address.js';
+export type { Address } from './transport/address.js';
 export type { RunOptions, RunResult } from './run.js';
 export {
   MsbError,

@@ -55,6 +55,14 @@ export type ListenTarget =
   /** AF_VSOCK connections to `port`, each a single peer. */
   | { kind: 'vsock'; port: number };
 
+/**
+ * The agent daemon, embeddable in a host program.
+ * @throws TransportError (MSB_ERR_TRANSPORT_CLOSED) from `listen()` when an address cannot be served.
+ * @example
+ * const agent = new Agent({ graceMs: 2000 });
+ * await agent.listen({ kind: 'socket', address: parseAddress('unix:/run/agent.sock') });
+ * process.on('SIGTERM', () => void agent.close());
+ */
 export class Agent implements ConnectionHost {
   readonly meter = new ActivityMeter();
   readonly log: Logger;

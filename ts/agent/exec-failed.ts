@@ -5,18 +5,10 @@
  * whole payload otherwise.
  */
 
-import { getSystemErrorMap } from 'node:util';
-
 import { EXEC_FAILURE_KINDS, SpawnError, type ExecFailureKind } from '../errors.js';
 import type { ExecFailed } from '../protocol/index.js';
+import { describeErrno } from '../native/index.js';
 
-/** strerror-like text for a positive errno, from libuv's table. */
-export function describeErrno(errno: number): string {
-  const entry = getSystemErrorMap().get(-errno);
-  if (!entry) return `error ${errno}`;
-  const text = entry[1];
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
 
 export function toExecFailed(err: SpawnError): ExecFailed {
   const kind: ExecFailureKind = (EXEC_FAILURE_KINDS as readonly string[]).includes(err.kind) ? err.kind : 'other';
@@ -28,9 +20,13 @@ export function toExecFailed(err: SpawnError): ExecFailed {
   return { kind, errno: err.errno, errnoName: err.errnoName, message, stage: err.stage };
 }
 
-/** The SpawnError a client raises for a `core.exec.failed` it received. */
+/**
+ * The SpawnError a client raises for a `core.exec.failed` it received: every wire field as it
+ * came (a missing stage reads `'unknown'`), `path` null (the wire does not carry it), and the
+ * agent's own message.
+ */
 export function fromExecFailed(program: string, spawnargs: readonly string[], f: ExecFailed): SpawnError {
-  return new SpawnError(program, {
+  const err = new SpawnError(program, {
     kind: (EXEC_FAILURE_KINDS as readonly string[]).includes(f.kind) ? f.kind : 'other',
     stage: f.stage ?? 'unknown',
     errno: f.errno,
@@ -39,4 +35,6 @@ export function fromExecFailed(program: string, spawnargs: readonly string[], f:
     spawnargs,
     detail: f.errno === null ? f.message : null,
   });
+  err.message = f.message;
+  return err;
 }

@@ -91,6 +91,8 @@ export interface NativeBinding {
   adoptFd(fd: number, onEvent: (event: NativeEvent) => void): { handle: NativeHandle };
   /** Listens on AF_VSOCK `port`; each accepted connection's fd arrives as a `connection` event. */
   vsockListen(port: number, onEvent: (event: NativeEvent) => void): void;
+  /** The C library's text for a positive errno ("Exec format error"). */
+  strerror(errno: number): string;
 }
 
 export const NATIVE_EXPORTS = [
@@ -109,4 +111,5 @@ export const NATIVE_EXPORTS = [
   'openDevice',
   'adoptFd',
   'vsockListen',
+  'strerror',
 ] as const;

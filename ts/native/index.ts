@@ -186,3 +186,8 @@ export function adoptFdStream(fd: number, onEvent: (event: NativeEvent) => void)
 export function listenVsock(port: number, onEvent: (event: NativeEvent) => void): void {
   guard(() => native().vsockListen(port, onEvent));
 }
+
+/** strerror(3) text for a positive errno. */
+export function describeErrno(errno: number): string {
+  return guard(() => native().strerror(errno));
+}

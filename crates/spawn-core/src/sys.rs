@@ -297,3 +297,15 @@ pub fn accept(fd: RawFd) -> Result<OwnedFd, Errno> {
         }
     }
 }
+
+/// strerror_r(3) (the XSI form): the C library's text for an errno.
+pub fn strerror(errno: c_int) -> String {
+    let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: `buf` is writable for its length; on success it holds a NUL-terminated string.
+    let rc = unsafe { libc::strerror_r(errno, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return format!("Unknown error {errno}");
+    }
+    // SAFETY: strerror_r succeeded, so `buf` is NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}

@@ -55,6 +55,7 @@ export!(js_set_clock, set_clock_body);
 export!(js_open_device, open_device_body);
 export!(js_adopt_fd, adopt_fd_body);
 export!(js_vsock_listen, vsock_listen_body);
+export!(js_strerror, strerror_body);
 
 /// Node calls this when the addon is loaded (Node-API's module registration symbol).
 ///
@@ -64,7 +65,7 @@ export!(js_vsock_listen, vsock_listen_body);
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let env = Env(env);
     let result = std::panic::catch_unwind(|| -> JsResult<()> {
-        let table: [(&std::ffi::CStr, napi_callback); 15] = [
+        let table: [(&std::ffi::CStr, napi_callback); 16] = [
             (c"spawn", js_spawn),
             (c"write", js_write),
             (c"closeStdin", js_close_stdin),
@@ -80,6 +81,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             (c"openDevice", js_open_device),
             (c"adoptFd", js_adopt_fd),
             (c"vsockListen", js_vsock_listen),
+            (c"strerror", js_strerror),
         ];
         for (name, cb) in table {
             env.set(exports, name, env.function(name, cb)?)?;
@@ -364,4 +366,11 @@ fn vsock_listen_body(env: Env, info: napi_callback_info) -> JsResult<napi_value>
         })
         .map_err(|e| JsError::Native(format!("starting the vsock accept thread: {e}")))?;
     env.undefined()
+}
+
+/// The C library's description of a positive errno ("Exec format error"), from nix's table.
+fn strerror_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let [errno] = env.args::<1>(info)?;
+    let errno = env.uint(errno, 4095, "errno")? as i32;
+    env.create_string(&crate::sys::strerror(errno))
 }

@@ -1,0 +1,4 @@
+/** Entry point of bin/msb-agentd.js. */
+import { main } from './main.js';
+
+await main();
