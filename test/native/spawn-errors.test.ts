@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { spawnSession, SpawnError, type SpawnSessionOptions } from '../../ts/index.js';
-import { collect, fdCount, spawnErrorShape, zombieChildren, type SpawnErrorShape } from '../fixtures/harness.js';
+import { collect, eventually, fdCount, spawnErrorShape, zombieChildren, type SpawnErrorShape } from '../fixtures/harness.js';
+import { nativeStats } from '../../ts/native/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'e-spawn-errors-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,6 +42,8 @@ async function expectSpawnError(
   opts: SpawnSessionOptions,
   expected: SpawnErrorShape,
 ): Promise<SpawnError> {
+  // A lingering reader thread (from an earlier successful spawn) would close its two fds mid-case.
+  await eventually(() => !nativeStats().readerRunning, 3000);
   const before = fdCount();
   const started = performance.now();
   let caught: unknown = null;
@@ -230,6 +233,9 @@ t.test('a NUL byte in an env value is bad_args at resolve in both modes', async 
 });
 
 t.test('a failing spawn never leaves a process or a descriptor behind (50 mixed failures)', async (t) => {
+  // The reader thread of earlier subtests lingers briefly with its epoll and eventfd; take the
+  // baseline after it has gone (failed spawns never start it).
+  t.ok(await eventually(() => !nativeStats().readerRunning, 3000), 'the reader thread has stopped');
   const before = fdCount();
   for (let i = 0; i < 50; i++) {
     const tty = i % 2 === 0;
