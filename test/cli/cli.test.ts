@@ -112,3 +112,42 @@ t.test('--version prints the package version; --help matches the golden', async 
   if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, help);
   t.equal(help, readFileSync(GOLDEN, 'utf8'));
 });
+
+t.test('exec -t: the remote gets a PTY of our size, resizes follow, the exit code comes back, the terminal is restored', async (t) => {
+  const { spawnSession } = await import('../../ts/index.js');
+  const inner = `node --import=tsx ${CLI} exec -t --connect ${address} -- sh -c 'stty size; echo READY; read x; stty size; exit 4'`;
+  // The outer PTY is "our terminal"; after the exec, `stty -a` shows whether it was restored.
+  const outer = await spawnSession({ cmd: 'sh', args: ['-c', `${inner}; echo "status=$?"; stty -a`], tty: true, rows: 33, cols: 101 });
+  let seen = '';
+  const ready = new Promise<void>((resolve) => {
+    outer.stdout.on('data', (c: Buffer) => {
+      seen += c.toString();
+      if (seen.includes('READY')) resolve();
+    });
+  });
+  await ready;
+  outer.resize(44, 120);
+  // Give the CLI's SIGWINCH → core.exec.resize a moment to land before the shell reads on.
+  await new Promise((r) => setTimeout(r, 300));
+  outer.stdin.write('\r');
+  const exit = await outer.exited;
+  t.equal(exit.code, 0);
+  t.match(seen, /33 101\r*\n/, 'initial size forwarded');
+  t.match(seen, /44 120\r*\n/, 'resize forwarded');
+  t.match(seen, /status=4/, 'remote exit code propagated');
+  t.match(seen, / icanon /, 'local terminal back in canonical mode');
+  t.match(seen, / echo /, 'local echo restored');
+});
+
+t.test('core.shutdown stops the agent: exit 0 and the socket removed', async (t) => {
+  const other = join(dir, 'shutdown.sock');
+  const s = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--listen', `unix:${other}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  for await (const line of createInterface({ input: s.stderr! })) if (line.includes('listening')) break;
+  const { AgentClient } = await import('../../ts/client/index.js');
+  const c = await AgentClient.connect(`unix:${other}`);
+  c.shutdown();
+  const [code] = await once(s, 'exit');
+  await c.close();
+  t.equal(code, 0);
+  t.notOk(existsSync(other));
+});

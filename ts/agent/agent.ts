@@ -214,8 +214,10 @@ export class Agent implements ConnectionHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const c of this.#connections) c.terminateSessions();
-      await Promise.all(this.#servers.map((s) => s.close()));
+      // Stop accepting first; a server's close completes only once its connections are gone.
+      const servers = Promise.all(this.#servers.map((s) => s.close()));
       for (const c of [...this.#connections]) c.close('agent stopping');
+      await servers;
       await this.#heartbeat?.stop();
     })();
     return this.#closing;
