@@ -5,23 +5,16 @@
 // daytonaio/daytona#3770: stdin left open made tools wait forever. run() keeps the first and last
 // halves of each stream whatever the child does, and closes stdin after `input` (or at once).
 import t from 'tap';
-import { createCipheriv } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { run, SpawnError } from '../ts/index.js';
-import { PROGRAMS } from './fixtures/harness.js';
+import { PROGRAMS, pattern } from './fixtures/harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const PATTERN_WRITER = join(PROGRAMS, 'c-pattern.sh');
-
-/** Deterministic, position-dependent bytes (AES-128-CTR keystream). */
-function pattern(n: number, seed = 1): Buffer {
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 0));
-  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
-}
 
 /** Single-quotes `s` for sh. */
 function q(s: string): string {

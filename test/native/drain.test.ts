@@ -6,7 +6,6 @@
 // exec while a background grandchild held stdout or the tty open. The library reads until EOF,
 // or for at most `drainMs` after the leader is reaped, then applies `afterExit`.
 import t from 'tap';
-import { createCipheriv } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,17 +13,11 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 import { spawnSession, type AfterExit } from '../../ts/index.js';
-import { collect, eventually, PROGRAMS } from '../fixtures/harness.js';
+import { collect, eventually, PROGRAMS, pattern } from '../fixtures/harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const PATTERN_WRITER = join(PROGRAMS, 'c-pattern.sh');
-
-/** Deterministic, position-dependent bytes (AES-128-CTR keystream); all 256 values occur. */
-function pattern(n: number, seed = 1): Buffer {
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 0));
-  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'msb-drain-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

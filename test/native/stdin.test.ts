@@ -6,20 +6,14 @@
 // with EPIPE from a child that exited before reading; daytonaio/daytona#3770 left stdin open so
 // tools waited forever. Each test below is one of those, run against real processes.
 import t, { type Test } from 'tap';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 
 import { spawnSession, type Session } from '../../ts/index.js';
-import { collect } from '../fixtures/harness.js';
+import { collect, pattern } from '../fixtures/harness.js';
 
 const MiB = 1024 * 1024;
-
-/** Deterministic, position-dependent bytes (AES-128-CTR keystream); all 256 values occur. */
-function pattern(n: number, seed = 1): Buffer {
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 0));
-  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
-}
 
 function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');

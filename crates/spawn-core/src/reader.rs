@@ -146,38 +146,17 @@ pub fn register(
             None,
         ),
     };
-    let pidfd_raw = Some(spawned.pidfd.as_raw_fd());
-    let has_stdin = stdin.is_some();
-    let shared = Arc::new(Shared {
-        id,
+    let pidfd_raw = spawned.pidfd.as_raw_fd();
+    let parts = SessionParts {
         pid: spawned.pid,
-        inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
-        paused: [AtomicBool::new(false), AtomicBool::new(false)],
-        ctl: Mutex::new(Ctl { reaped: false, pidfd: Some(spawned.pidfd), pty: pty_ctl }),
-        stdin: Mutex::new(StdinQueue { dead: !has_stdin, ..StdinQueue::default() }),
-    });
-    let session = Session {
-        shared: Arc::clone(&shared),
-        sink: make_sink(Handle(Arc::clone(&shared))),
-        pidfd: pidfd_raw,
-        pidfd_registered: false,
+        pidfd: Some((spawned.pidfd, pidfd_raw)),
+        pty_ctl,
         streams,
         stdin,
-        leader: None,
-        drain_deadline: None,
-        kill_deadline: None,
         drain,
         after_drain,
-        closing: false,
-        forced: false,
-        tombstone: None,
     };
-    SESSIONS.fetch_add(1, Ordering::AcqRel);
-    engine.commands.push(Command::Register(Box::new(session)));
-    if let Some(w) = &engine.wake {
-        w.notify();
-    }
-    Ok(Handle(shared))
+    Ok(enqueue(&mut engine, id, parts, make_sink))
 }
 
 /// Hands an already open descriptor (a serial device, an accepted socket) to the reader as a
@@ -192,26 +171,62 @@ pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn Ev
     }
     let id = engine.next_id;
     engine.next_id += 1;
+    let parts = SessionParts {
+        pid: 0,
+        pidfd: None,
+        pty_ctl: None,
+        streams: [Some(OutStream { fd, kind: StreamKind::Stdout, registered: false }), None],
+        stdin: Some(InStream::new(write, false)),
+        drain: Duration::ZERO,
+        after_drain: AfterDrain::Detach,
+    };
+    Ok(enqueue(&mut engine, id, parts, make_sink))
+}
+
+/// What a new session is made of.
+struct SessionParts {
+    pid: libc::pid_t,
+    /// The leader's pidfd (owned, and its raw number); None for an fd stream.
+    pidfd: Option<(OwnedFd, RawFd)>,
+    pty_ctl: Option<OwnedFd>,
+    streams: [Option<OutStream>; 2],
+    stdin: Option<InStream>,
+    drain: Duration,
+    after_drain: AfterDrain,
+}
+
+/// Builds the shared state and the reader's session, and queues it for the reader thread.
+fn enqueue(
+    engine: &mut EngineState,
+    id: u64,
+    p: SessionParts,
+    make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>,
+) -> Handle {
+    let (pidfd_owned, pidfd_raw) = match p.pidfd {
+        Some((owned, raw)) => (Some(owned), Some(raw)),
+        None => (None, None),
+    };
+    let has_stdin = p.stdin.is_some();
     let shared = Arc::new(Shared {
         id,
-        pid: 0,
+        pid: p.pid,
         inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
         paused: [AtomicBool::new(false), AtomicBool::new(false)],
-        ctl: Mutex::new(Ctl { reaped: false, pidfd: None, pty: None }),
-        stdin: Mutex::new(StdinQueue::default()),
+        ctl: Mutex::new(Ctl { reaped: false, pidfd: pidfd_owned, pty: p.pty_ctl }),
+        stdin: Mutex::new(StdinQueue { dead: !has_stdin, ..StdinQueue::default() }),
     });
     let session = Session {
         shared: Arc::clone(&shared),
         sink: make_sink(Handle(Arc::clone(&shared))),
-        pidfd: None,
+        pidfd: pidfd_raw,
         pidfd_registered: false,
-        streams: [Some(OutStream { fd, kind: StreamKind::Stdout, registered: false }), None],
-        stdin: Some(InStream::new(write, false)),
+        streams: p.streams,
+        stdin: p.stdin,
         leader: None,
         drain_deadline: None,
         kill_deadline: None,
-        drain: Duration::ZERO,
-        after_drain: AfterDrain::Detach,
+        drain: p.drain,
+        after_drain: p.after_drain,
         closing: false,
         forced: false,
         tombstone: None,
@@ -221,7 +236,7 @@ pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn Ev
     if let Some(w) = &engine.wake {
         w.notify();
     }
-    Ok(Handle(shared))
+    Handle(shared)
 }
 
 fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
