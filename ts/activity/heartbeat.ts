@@ -57,6 +57,8 @@ export function startHeartbeat(meter: ActivityMeter, path: string, intervalMs = 
   const tmp = join(dirname(path), `${basename(path, '.json')}.tmp`);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
+    // The source is plain CommonJS: loaders or --input-type=module of the host must not apply.
+    execArgv: [],
     workerData: { buffer: meter.buffer, path, tmp, intervalMs, slot: SLOT },
   });
   worker.unref();
@@ -64,6 +66,8 @@ export function startHeartbeat(meter: ActivityMeter, path: string, intervalMs = 
   return {
     stop() {
       stopped ??= new Promise<void>((resolve) => {
+        // Hold the loop until the worker has gone, or the process could exit under our await.
+        worker.ref();
         worker.once('exit', () => resolve());
         worker.postMessage('stop');
       });

@@ -5,8 +5,9 @@
  */
 export function formatRfc3339(epochMs: number, subMsNanos = 0): string {
   const whole = Math.floor(epochMs);
-  const nanos = (((whole % 1000) + 1000) % 1000) * 1_000_000 + subMsNanos;
-  const base = new Date(whole - (whole % 1000)).toISOString().slice(0, 19);
+  const ms = ((whole % 1000) + 1000) % 1000;
+  const nanos = ms * 1_000_000 + subMsNanos;
+  const base = new Date(whole - ms).toISOString().slice(0, 19);
   if (nanos === 0) return `${base}Z`;
   if (nanos % 1_000_000 === 0) return `${base}.${String(nanos / 1_000_000).padStart(3, '0')}Z`;
   if (nanos % 1_000 === 0) return `${base}.${String(nanos / 1_000).padStart(6, '0')}Z`;
