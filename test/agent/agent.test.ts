@@ -2,24 +2,14 @@
 // peer: exec in both modes, stdin/EOF, resize, signals, exit codes, typed failures, every
 // core.error kind (and the connection carrying on), fenced ids, and disconnect cleanup.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { Agent } from '../../ts/agent/agent.js';
 import { ID_STEP } from '../../ts/agent/id-ranges.js';
 import { encodeFrame, encodeCbor, type ReceivedMessage } from '../../ts/protocol/index.js';
 import { rawConnect, type RawClient } from '../fixtures/raw-client.js';
 import { eventually, groupAlive, groupRunning } from '../fixtures/harness.js';
+import { startAgentOnSocket } from '../fixtures/agent-on-socket.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'msb-agent-test-'));
-const path = join(dir, 'agent.sock');
-const agent = new Agent({ graceMs: 500, heartbeatFile: null });
-await agent.listen({ kind: 'socket', address: { kind: 'unix', path } });
-t.teardown(async () => {
-  await agent.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { agent, path, dir } = await startAgentOnSocket(t, 'agent-test');
 
 type Exec = { cmd: string; args?: string[]; env?: string[]; cwd?: string | null; tty?: boolean; rows?: number; cols?: number };
 function execRequest(e: Exec) {

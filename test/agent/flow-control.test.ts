@@ -13,32 +13,21 @@
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { Agent } from '../../ts/agent/agent.js';
 import { STDIN_QUEUE_MAX } from '../../ts/agent/exec-session.js';
 import type { ReceivedMessage } from '../../ts/protocol/index.js';
 import { rawConnect, type RawClient } from '../fixtures/raw-client.js';
 import { OutputSink, execRequest, exitOf } from '../fixtures/agent-sink.js';
 import { eventually, groupRunning } from '../fixtures/harness.js';
+import { startAgentOnSocket } from '../fixtures/agent-on-socket.js';
 
 const MiB = 1024 * 1024;
 
-const dir = mkdtempSync(join(tmpdir(), 'msb-flow-'));
-const path = join(dir, 'agent.sock');
-const agent = new Agent({ graceMs: 500, heartbeatFile: null });
-await agent.listen({ kind: 'socket', address: { kind: 'unix', path } });
-const clients: RawClient[] = [];
-t.teardown(async () => {
-  for (const c of clients) c.close();
-  await agent.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { agent, path, dir, clients } = await startAgentOnSocket(t, 'flow');
 
 async function connect(): Promise<RawClient> {
   const c = await rawConnect(path);

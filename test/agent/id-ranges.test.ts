@@ -3,13 +3,9 @@
 // and the same rules seen end to end through a unix socket (a 129th client is closed without a
 // handshake; a freed slot is reused lowest first; ids at the edges of a range are fenced).
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { Agent } from '../../ts/agent/agent.js';
 import {
   ID_STEP,
   MAX_CLIENTS,
@@ -19,8 +15,9 @@ import {
   rangeOfSlot,
   slotOfId,
 } from '../../ts/agent/id-ranges.js';
-import { rawConnect, type RawClient } from '../fixtures/raw-client.js';
+import { rawConnect } from '../fixtures/raw-client.js';
 import { eventually } from '../fixtures/harness.js';
+import { startAgentOnSocket } from '../fixtures/agent-on-socket.js';
 
 t.test('constants: 128 clients, STEP = floor((2^32 - 1) / 128)', async (t) => {
   t.equal(MAX_CLIENTS, 128);
@@ -116,16 +113,7 @@ t.test('handshake prefix bytes: [id_start u32 BE][id_end_exclusive u32 BE]', asy
 });
 
 t.test('end to end over a unix socket', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'msb-ids-'));
-  const path = join(dir, 'agent.sock');
-  const agent = new Agent({ graceMs: 200, heartbeatFile: null });
-  await agent.listen({ kind: 'socket', address: { kind: 'unix', path } });
-  const clients: RawClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.close();
-    await agent.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { agent, path, dir, clients } = await startAgentOnSocket(t, 'ids', { graceMs: 200 });
 
   t.test('128 clients get slots 0..127 in order; the 129th is closed with no handshake byte', async (t) => {
     for (let s = 0; s < MAX_CLIENTS; s++) clients.push(await rawConnect(path));

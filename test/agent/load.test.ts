@@ -8,28 +8,16 @@
 // that the test recomputes byte for byte.
 import t from 'tap';
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { Agent } from '../../ts/agent/agent.js';
 import { rawConnect, type RawClient } from '../fixtures/raw-client.js';
 import { OutputSink, execRequest, exitOf } from '../fixtures/agent-sink.js';
+import { startAgentOnSocket } from '../fixtures/agent-on-socket.js';
 
 const SESSIONS = 100;
 /** Signals whose default action terminates without a core dump. */
 const SIGNALS = [1, 2, 9, 10, 12, 13, 14, 15, 26, 27, 29, 30];
 
-const dir = mkdtempSync(join(tmpdir(), 'msb-load-'));
-const path = join(dir, 'agent.sock');
-const agent = new Agent({ graceMs: 500, heartbeatFile: null });
-await agent.listen({ kind: 'socket', address: { kind: 'unix', path } });
-const clients: RawClient[] = [];
-t.teardown(async () => {
-  for (const c of clients) c.close();
-  await agent.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { agent, path, dir, clients } = await startAgentOnSocket(t, 'load');
 
 interface Plan {
   k: number;

@@ -2,23 +2,13 @@
 // the two halves of the protocol agree on the handshake, exec in both modes, stdin/EOF, signals,
 // spawn failures, ping/touch and disconnect cleanup.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 
-import { Agent } from '../../ts/agent/agent.js';
 import { AgentClient, type ClientExec } from '../../ts/client/index.js';
 import { SpawnError } from '../../ts/errors.js';
+import { startAgentOnSocket } from '../fixtures/agent-on-socket.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'msb-client-e2e-'));
-const path = join(dir, 'agent.sock');
-const agent = new Agent({ graceMs: 500, heartbeatFile: null });
-await agent.listen({ kind: 'socket', address: { kind: 'unix', path } });
-t.teardown(async () => {
-  await agent.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { agent, path, dir } = await startAgentOnSocket(t, 'client-e2e');
 
 async function collect(p: ClientExec): Promise<{ out: string; err: string; exit: Awaited<ClientExec['exited']> }> {
   const out: Buffer[] = [];
