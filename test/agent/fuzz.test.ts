@@ -35,7 +35,7 @@ import {
   type OutgoingMessage,
   type ReceivedMessage,
 } from '../../ts/protocol/index.js';
-import { VECTORS, canonical, createRandom, rawFrame } from '../fixtures/protocol-helpers.js';
+import { VECTORS, canonical, createMutator, createRandom, rawFrame } from '../fixtures/protocol-helpers.js';
 import { rawConnect, type RawClient } from '../fixtures/raw-client.js';
 import { groupRunning, eventually } from '../fixtures/harness.js';
 
@@ -43,6 +43,7 @@ const FRAMES = Number(process.env.MSB_FUZZ_FRAMES ?? 4000);
 const BATCH = 100;
 const SEED = Number(process.env.MSB_FUZZ_SEED ?? 0xa6e7d);
 const random = createRandom(SEED);
+const { randomByte, mutate: mutateBytes } = createMutator(random);
 
 const dir = mkdtempSync(join(tmpdir(), 'msb-fuzz-'));
 const path = join(dir, 'agent.sock');
@@ -136,31 +137,6 @@ const WIRE_TYPES = [...new Set(TEMPLATES.map((x) => x.t)), 'core.nope', '', 'cor
 // ---------------------------------------------------------------------------------------------
 // Mutations
 
-const INTERESTING = [0x00, 0x01, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x20, 0x3b, 0x40, 0x5f, 0x60, 0x7f, 0x80, 0x9f, 0xa0, 0xa1, 0xbf, 0xc0, 0xd8, 0xf4, 0xf5, 0xf6, 0xf7, 0xf9, 0xfa, 0xfb, 0xff];
-const randomByte = (): number => (random.next() < 0.5 ? INTERESTING[random.int(INTERESTING.length)]! : random.int(256));
-
-function mutateBytes(bytes: Buffer): Buffer {
-  const out = Buffer.from(bytes);
-  switch (random.int(5)) {
-    case 0:
-      for (let i = 1 + random.int(3); i > 0 && out.length > 0; i--) out[random.int(out.length)] = randomByte();
-      return out;
-    case 1:
-      return out.subarray(0, random.int(out.length + 1));
-    case 2: {
-      const at = random.int(out.length + 1);
-      return Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + random.int(4) }, randomByte)), out.subarray(at)]);
-    }
-    case 3: {
-      const at = random.int(out.length + 1);
-      return Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + random.int(4))]);
-    }
-    default: {
-      const at = random.int(out.length + 1);
-      return Buffer.concat([out.subarray(0, at), out.subarray(at, at + 1 + random.int(8)), out.subarray(at)]);
-    }
-  }
-}
 
 const pick = <T>(xs: readonly T[]): T => xs[random.int(xs.length)]!;
 

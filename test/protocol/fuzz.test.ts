@@ -12,43 +12,13 @@ import { FrameDecoder } from '../../ts/protocol/decoder.js';
 import { decodeEnvelope, decodeMessage, encodeMessage, type MessageResult } from '../../ts/protocol/envelope.js';
 import type { Frame } from '../../ts/protocol/frame.js';
 import { MESSAGE_TYPES } from '../../ts/protocol/messages.js';
-import { VECTORS, canonical, createRandom, envelopeFrame, rawFrame } from '../fixtures/protocol-helpers.js';
+import { VECTORS, canonical, createMutator, createRandom, envelopeFrame, rawFrame } from '../fixtures/protocol-helpers.js';
 
 const random = createRandom(0xf022);
+const { randomByte, mutate } = createMutator(random);
 
 /** Bytes that often start or fill CBOR items of interest. */
-const INTERESTING = [0x00, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x20, 0x3b, 0x40, 0x5f, 0x60, 0x7f, 0x80, 0x9f, 0xa0, 0xa1, 0xa3, 0xbf, 0xc0, 0xd8, 0xd9, 0xf4, 0xf5, 0xf6, 0xf7, 0xf9, 0xfa, 0xfb, 0xff];
 
-function randomByte(): number {
-  return random.next() < 0.5 ? INTERESTING[random.int(INTERESTING.length)]! : random.int(256);
-}
-
-function mutate(bytes: Buffer): Buffer {
-  const out = Buffer.from(bytes);
-  switch (random.int(5)) {
-    case 0: // flip a few bytes
-      for (let i = 1 + random.int(3); i > 0 && out.length > 0; i--) out[random.int(out.length)] = randomByte();
-      return out;
-    case 1: // truncate
-      return out.subarray(0, random.int(out.length + 1));
-    case 2: {
-      // insert bytes
-      const at = random.int(out.length + 1);
-      return Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + random.int(4) }, randomByte)), out.subarray(at)]);
-    }
-    case 3: {
-      // delete a range
-      const at = random.int(out.length + 1);
-      return Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + random.int(4))]);
-    }
-    default: {
-      // duplicate a range
-      const at = random.int(out.length + 1);
-      const piece = out.subarray(at, at + 1 + random.int(8));
-      return Buffer.concat([out.subarray(0, at), piece, out.subarray(at)]);
-    }
-  }
-}
 
 function frameOf(body: Buffer, id = random.int(2 ** 32), flags = random.int(8)): Frame {
   return { id, flags, body };
