@@ -134,6 +134,10 @@ t.test('every core.error kind is produced by its input, and the connection carri
   t.match(await errorOn(25), { kind: 'invalid_session', offendingType: 'core.exec.stdin' });
   client.send(ID_STEP + 5, { type: 'ping', payload: {} });
   t.match(await errorOn(ID_STEP + 5), { kind: 'invalid_session' });
+  client.send(0, execRequest({ cmd: 'true' }));
+  t.match(await errorOn(0), { kind: 'invalid_session', offendingType: 'core.exec.request' }, 'no session on id 0');
+  client.send(0, { type: 'ping', payload: {} });
+  t.equal((await client.next((m) => m.id === 0)).type, 'pong', 'a ping on id 0 is answered on this connection');
   await ping(26);
 });
 

@@ -12,7 +12,6 @@ import type { Duplex } from 'node:stream';
 
 import { SpawnError } from '../errors.js';
 import {
-  FLAG_SHUTDOWN,
   FrameDecoder,
   canReceiveCoreError,
   decodeEnvelope,
@@ -164,7 +163,10 @@ export class Connection implements ExecOwner {
     const e = env.envelope;
     this.#peerVersion = e.version;
     const info = lookupMessageType(e.type);
-    if (this.range && !inRange(this.range, frame.id) && !(frame.id === 0 && (frame.flags & FLAG_SHUTDOWN) !== 0)) {
+    // A client may use its own range, and id 0 for control frames (ping, touch, clock sync,
+    // shutdown: answered on this connection, PROTOCOL §6.6); never id 0 to start a session.
+    const outside = this.range !== null && !inRange(this.range, frame.id);
+    if (outside && (frame.id !== 0 || info.isSessionStart)) {
       this.#replyError(frame.id, 'invalid_session', `id ${frame.id} is outside this client's range`, info.wire, e.version);
       return;
     }
