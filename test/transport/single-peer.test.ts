@@ -47,6 +47,46 @@ t.test('serial device (a PTY pair): core.ready first, then an exec end to end', 
   await agent.close();
 });
 
+t.test('a serial line that hangs up is reopened, and a running session carries on', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'msb-serial-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const link = join(dir, 'ttyAGENT');
+  const relay = spawn('python3', [join(PROGRAMS, 'pty-relay.py'), link], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines = createInterface({ input: relay.stdout! });
+  const [device] = (await once(lines, 'line')) as [string];
+  lines.close();
+  t.equal(device, link);
+  const agent = new Agent({ graceMs: 500, heartbeatFile: null });
+  t.teardown(() => agent.close());
+  await agent.listen({ kind: 'serial', path: link });
+  const c = await rawOver(Duplex.from({ readable: relay.stdout!, writable: relay.stdin! }), false);
+  c.send(9, {
+    type: 'execRequest',
+    payload: { cmd: 'sh', args: ['-c', 'read x; echo "got $x"'], env: [], cwd: null, user: null, tty: false, rows: 24, cols: 80, rlimits: [] },
+  });
+  await c.next((m) => m.id === 9 && m.type === 'execStarted');
+  // Hang the line up; the relay opens a new pair behind the same path.
+  relay.kill('SIGUSR1');
+  const reopened = createInterface({ input: relay.stderr! });
+  for await (const l of reopened) if (l === 'REOPENED') break;
+  // The agent notices the hang-up and reopens within its retry delay; ping until it answers.
+  let pong = false;
+  for (let id = 100; id < 150 && !pong; id++) {
+    c.send(id, { type: 'ping', payload: {} });
+    pong = await c.next((m) => m.id === id, 200).then(() => true, () => false);
+  }
+  t.ok(pong, 'the agent answers on the reopened line');
+  c.send(9, { type: 'execStdin', payload: { data: Buffer.from('again\n') } });
+  const ms = await c.untilTerminal(9);
+  const out = Buffer.concat(ms.filter((m) => m.type === 'execStdout').map((m) => (m.payload as { data: Buffer }).data));
+  t.equal(out.toString(), 'got again\n', 'the session started before the hang-up finished after it');
+  t.same(ms.at(-1)!.payload, { code: 0, signal: null });
+  relay.stdin!.end();
+  await once(relay, 'exit');
+});
+
 t.test('an adopted descriptor (socketpair, the vsock connection path) serves one peer', async (t) => {
   const child = spawn(process.execPath, ['--import=tsx', CHILD, 'fd', '3'], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
   const sock = child.stdio[3] as Socket;
