@@ -217,6 +217,9 @@ type Expect =
   | { is: 'reply'; type: ReceivedMessage['type'] }
   | { is: 'exec' };
 
+/** Ranges of the relay.client.disconnected frames sent so far. */
+const disconnectRanges: [number, number][] = [];
+
 const HOST_REPLIES: Partial<Record<ReceivedMessage['type'], ReceivedMessage['type'] | 'exec' | 'unknown-session' | null>> = {
   ping: 'pong',
   touch: 'touched',
@@ -257,17 +260,23 @@ function expectFor(id: number, flags: number, body: Buffer, range: { start: numb
   const reply = HOST_REPLIES[e.type];
   if (info.direction === 'guest-to-host' || reply === undefined || reply === null) {
     if (info.direction === 'guest-to-host' || e.type === 'bootstrap' || e.type === 'initAck' || e.type === 'error') return { is: 'silent' };
+    const rcd = decodePayload(e);
+    if (rcd.ok && e.type === 'relayClientDisconnected') {
+      const r = rcd.payload as { idStart: number; idEndExclusive: number };
+      disconnectRanges.push([r.idStart, r.idEndExclusive]);
+    }
     if (!decodePayload(e).ok && e.type !== 'shutdown') return errorOr('invalid_payload');
     return { is: 'silent' };
   }
-  if (!decodePayload(e).ok) return errorOr('invalid_payload');
+  const decoded = decodePayload(e);
+  if (!decoded.ok) return errorOr('invalid_payload');
   if (reply === 'exec') return { is: 'exec' };
   if (reply === 'unknown-session') return errorOr('invalid_session');
   return { is: 'reply', type: reply };
 }
 
 /** Why the messages received on one id do not fit what was expected, or null when they do. */
-function mismatch(exp: Expect, ms: ReceivedMessage[]): string | null {
+function mismatch(exp: Expect, ms: ReceivedMessage[], id: number): string | null {
   const types = ms.map((m) => m.type).join(',');
   const terminalLast = ms.length > 0 && (ms.at(-1)!.flags & 1) !== 0 && ms.slice(0, -1).every((m) => (m.flags & 1) === 0);
   switch (exp.is) {
@@ -279,6 +288,8 @@ function mismatch(exp: Expect, ms: ReceivedMessage[]): string | null {
       if ((ms[0]!.payload as { kind: string }).kind !== exp.kind) return `expected core.error(${exp.kind}), got ${(ms[0]!.payload as { kind: string }).kind}`;
       return ms[0]!.flags === 1 ? null : 'core.error without TERMINAL';
     case 'reply':
+      // A relay.client.disconnected covering a TCP session aborts it without a word (PROTOCOL §4.4).
+      if (exp.type === 'tcpFailed' && ms.length === 0 && disconnectRanges.some(([a, b]) => id >= a && id < b)) return null;
       return ms.length === 1 && ms[0]!.type === exp.type && terminalLast ? null : `expected ${exp.type}, got [${types}]`;
     case 'exec':
       if (ms.length === 1 && ms[0]!.type === 'execFailed' && terminalLast) return null;
@@ -380,6 +391,11 @@ t.test(`${FRAMES} fuzzed frames on one connection: each answered as the protocol
       return ms.length > 0 && ms[0]!.type === 'execStarted' && !ms.some((m) => (m.flags & 1) !== 0);
     });
   t.ok(await eventually(() => unfinished().length === 0, 20_000), `every exec session ended (left: ${unfinished().join(', ')})`);
+  // A TCP connect is answered once the connection attempt fails (asynchronously).
+  const aborted = (id: number): boolean => disconnectRanges.some(([a, b]) => id >= a && id < b);
+  const replyIds = [...expectations].filter(([id, e]) => e.is === 'reply' && !(e.type === 'tcpFailed' && aborted(id))).map(([id]) => id);
+  const unanswered = (): number[] => replyIds.filter((id) => !a.received.some((m) => m.id === id));
+  t.ok(await eventually(() => unanswered().length === 0, 10_000), `every reply arrived (missing: ${unanswered().join(', ')})`);
 
   const byId = new Map<number, ReceivedMessage[]>();
   for (const m of a.received) {
@@ -389,7 +405,7 @@ t.test(`${FRAMES} fuzzed frames on one connection: each answered as the protocol
   }
   const problems: string[] = [];
   for (const [id, exp] of expectations) {
-    const why = mismatch(exp, byId.get(id) ?? []);
+    const why = mismatch(exp, byId.get(id) ?? [], id);
     if (why) {
       const f = sentFrames.get(id)!;
       const got = (byId.get(id) ?? []).map((m) => JSON.stringify(m.payload, (_k, x) => (typeof x === 'bigint' ? String(x) : x)));

@@ -27,6 +27,7 @@ import {
 import type { ActivityMeter } from '../activity/meter.js';
 import type { Logger } from '../log/logger.js';
 import { ExecSession, type ExecOwner } from './exec-session.js';
+import { TcpSession } from './tcp-session.js';
 import { prepareExec, type ExecDefaults } from './exec-request.js';
 import { toExecFailed } from './exec-failed.js';
 import { inRange, type IdRange } from './id-ranges.js';
@@ -56,6 +57,7 @@ export class Connection implements ExecOwner {
   readonly range: IdRange | null;
   #decoder = new FrameDecoder();
   readonly #sessions = new Map<number, ExecSession>();
+  readonly #tcp = new Map<number, TcpSession>();
   readonly #ended = new Set<number>();
   #peerVersion = 7;
   #pressured = false;
@@ -110,11 +112,13 @@ export class Connection implements ExecOwner {
     if (!this.#pressured && this.#stream.writableLength > OUTPUT_HIGH_WATER) {
       this.#pressured = true;
       for (const s of this.#sessions.values()) s.setPaused(true);
+      for (const s of this.#tcp.values()) s.setPaused(true);
     }
   }
 
   ended(id: number): void {
     this.#sessions.delete(id);
+    this.#tcp.delete(id);
     this.#ended.add(id);
     if (this.#ended.size > ENDED_IDS_KEPT) {
       const oldest = this.#ended.values().next().value as number;
@@ -126,6 +130,7 @@ export class Connection implements ExecOwner {
     if (!this.#pressured) return;
     this.#pressured = false;
     for (const s of this.#sessions.values()) s.setPaused(false);
+    for (const s of this.#tcp.values()) s.setPaused(false);
   }
 
   #onData(chunk: Buffer): void {
@@ -222,11 +227,28 @@ export class Connection implements ExecOwner {
       case 'fsData':
         this.send(m.id, { type: 'fsResponse', payload: { ok: false, error: `unknown write session: ${m.id}`, data: null } });
         return;
-      case 'tcpConnect':
-        this.send(m.id, { type: 'tcpFailed', payload: { error: 'TCP forwarding is not available in this agent version' } });
+      case 'tcpConnect': {
+        if (this.#sessions.has(m.id) || this.#tcp.has(m.id)) {
+          this.#replyError(m.id, 'invalid_session', `id ${m.id} already has a live session`, 'core.tcp.connect', m.version);
+          return;
+        }
+        this.#ended.delete(m.id);
+        const session = TcpSession.start(m.id, m.payload, this);
+        if (!session.isDone) this.#tcp.set(m.id, session);
+        if (this.#pressured) session.setPaused(true);
         return;
-      case 'tcpData':
-        this.send(m.id, { type: 'tcpFailed', payload: { error: `unknown TCP session: ${m.id}` } });
+      }
+      case 'tcpData': {
+        const s = this.#tcp.get(m.id);
+        if (s) s.data(m.payload.data);
+        else if (!this.#ended.has(m.id)) this.send(m.id, { type: 'tcpFailed', payload: { error: `unknown TCP session: ${m.id}` } });
+        return;
+      }
+      case 'tcpEof':
+        this.#tcp.get(m.id)?.eof();
+        return;
+      case 'tcpClose':
+        this.#tcp.get(m.id)?.close();
         return;
       default:
         this.#host.log.debug('ignored', { conn: this.label, type: lookupMessageType(m.type).wire });
@@ -262,8 +284,9 @@ export class Connection implements ExecOwner {
   }
 
   #dropRange(start: number, end: number): void {
-    // Exec sessions are signalled by the relay itself (PROTOCOL §4.4); fs and tcp are not served yet.
+    // Exec sessions are signalled by the relay itself (PROTOCOL §4.4); TCP sessions are aborted.
     this.#host.log.info('relay client disconnected', { conn: this.label, idStart: start, idEndExclusive: end });
+    for (const [id, s] of [...this.#tcp]) if (id >= start && id < end) s.terminate();
   }
 
   /** Ends the connection; its sessions get SIGHUP, then SIGKILL after the grace period. */
@@ -272,6 +295,7 @@ export class Connection implements ExecOwner {
     this.#closed = true;
     this.#host.log.debug('connection closed', { conn: this.label, reason, sessions: this.#sessions.size });
     for (const s of this.#sessions.values()) s.terminate('SIGHUP');
+    for (const s of [...this.#tcp.values()]) s.terminate();
     this.#stream.destroy();
     this.#host.closed(this);
   }
@@ -279,5 +303,6 @@ export class Connection implements ExecOwner {
   /** Agent shutdown: SIGTERM to every session group (SIGKILL after grace). */
   terminateSessions(): void {
     for (const s of this.#sessions.values()) s.terminate('SIGTERM');
+    for (const s of [...this.#tcp.values()]) s.terminate();
   }
 }
