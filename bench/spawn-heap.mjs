@@ -14,17 +14,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
 const HEAPS_GIB = (process.env.BENCH_HEAPS ?? '0,1,4').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-async function rate(one) {
-  const end = performance.now() + SECONDS * 1000;
+export async function rate(one, seconds = SECONDS) {
+  const end = performance.now() + seconds * 1000;
   let n = 0;
   while (performance.now() < end) {
     await one();
     n++;
   }
-  return n / SECONDS;
+  return n / seconds;
 }
 
-const cases = {
+export const cases = {
   'spawnSession pipes': async () => {
     const s = await spawnSession({ cmd: '/bin/true', stdin: 'ignore' });
     s.stdout.resume();
@@ -45,22 +45,33 @@ const cases = {
 };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// Runs every case at every heap size (interleaved per heap size) and returns one row per pair.
+// Memory allocated for the larger heaps stays held for the life of the process.
+// extraCases: more name → async () => void entries (bench/index.mjs adds node-pty).
 const held = [];
 let heldGiB = 0;
-const rows = [];
-for (const gib of HEAPS_GIB) {
-  while (heldGiB < gib) {
-    // Filled, so every page is really mapped (calloc'd zero pages would not count).
-    held.push(Buffer.alloc(512 * 1024 * 1024, 1));
-    heldGiB += 0.5;
+export async function runSpawnHeap({ heapsGiB = HEAPS_GIB, rounds = ROUNDS, extraCases = {}, seconds = SECONDS } = {}) {
+  const all = { ...cases, ...extraCases };
+  const rows = [];
+  for (const gib of heapsGiB) {
+    while (heldGiB < gib) {
+      // Filled, so every page is really mapped (calloc'd zero pages would not count).
+      held.push(Buffer.alloc(512 * 1024 * 1024, 1));
+      heldGiB += 0.5;
+    }
+    const results = Object.fromEntries(Object.keys(all).map((k) => [k, []]));
+    for (let r = 0; r < rounds; r++) for (const [name, one] of Object.entries(all)) results[name].push(await rate(one, seconds));
+    for (const [name, xs] of Object.entries(results)) {
+      rows.push({ heapGiB: gib, case: name, samples: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+    }
   }
-  const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
-  for (let r = 0; r < ROUNDS; r++) for (const [name, one] of Object.entries(cases)) results[name].push(await rate(one));
-  for (const [name, xs] of Object.entries(results)) {
-    rows.push({ heapGiB: gib, case: name, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-  }
+  return rows;
 }
 
+const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('spawn-heap.mjs');
+if (isMain) {
+const rows = await runSpawnHeap();
 console.log('| touched heap | case | spawns/s (median) | min–max |');
 console.log('|---|---|---|---|');
 for (const r of rows) {
@@ -72,3 +83,4 @@ console.log(
   `\nspawnSession pipes at ${last} GiB vs 0 GiB: ${(at(last, 'spawnSession pipes') / at(HEAPS_GIB[0], 'spawnSession pipes')).toFixed(2)}x; ` +
     `vs child_process at ${last} GiB: ${(at(last, 'spawnSession pipes') / at(last, 'child_process.spawn')).toFixed(1)}x`,
 );
+}

@@ -1,0 +1,44 @@
+// Pipe reference reader: pipe + fork/exec of `head -c N /dev/zero` with stdout on the pipe, then a
+// 64 KiB read loop until EOF. Usage: pipe-reader N. Prints "<bytes> <nanoseconds>".
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { fprintf(stderr, "usage: pipe-reader N\n"); return 2; }
+  static char buf[65536];
+  long long t0 = now_ns();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe2"); return 1; }
+  pid_t pid = fork();
+  if (pid < 0) { perror("fork"); return 1; }
+  if (pid == 0) {
+    dup2(p[1], 1);
+    execlp("head", "head", "-c", argv[1], "/dev/zero", (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  long long total = 0;
+  for (;;) {
+    ssize_t n = read(p[0], buf, sizeof buf);
+    if (n > 0) { total += n; continue; }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  long long t1 = now_ns();
+  printf("%lld %lld\n", total, t1 - t0);
+  return 0;
+}

@@ -1,0 +1,352 @@
+#!/usr/bin/env node
+// `npm run bench`: spawnSession() against what a user would otherwise pick (node-pty,
+// @lydell/node-pty, child_process) and against the kernel's limit (minimal C programs compiled
+// here with the system `cc`). Cases run interleaved (A B A B …) for BENCH_ROUNDS rounds; the table
+// shows medians with min–max and ratios of medians from this same run. Everything is also written
+// to bench/results/latest.json. Benchmarks are never timed tests: this prints numbers and marks
+// targets met/missed, it does not fail.
+//
+// Knobs: BENCH_ROUNDS (default 5), BENCH_SCALE (multiplies byte counts and seconds, default 1),
+// BENCH_SECONDS (seconds per spawn-rate sample, default 1.5 × scale), BENCH_LOSS_RUNS (default 20),
+// BENCH_HEAPS (default "0,1,4" GiB for the spawn-vs-heap cases; "" skips them),
+// BENCH_CASES (comma list of pty,loss,pipe,rate,heap; default all).
+// Peers are installed into bench/.peers (never devDependencies):
+//   npm install --prefix bench/.peers --ignore-scripts=false node-pty @lydell/node-pty
+// The script does that itself when bench/.peers/node_modules lacks them.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { spawnSession } from '../dist/index.js';
+import { rate, runSpawnHeap } from './spawn-heap.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const peersDir = join(here, '.peers');
+const resultsDir = join(here, 'results');
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5 * Math.min(1, SCALE));
+const LOSS_RUNS = Number(process.env.BENCH_LOSS_RUNS ?? 20);
+const HEAPS = (process.env.BENCH_HEAPS ?? '0,1,4').split(',').filter((x) => x !== '').map(Number);
+const CASES = new Set((process.env.BENCH_CASES ?? 'pty,loss,pipe,rate,heap').split(','));
+const PTY_BYTES = Math.round(200e6 * SCALE);
+const PIPE_BYTES = Math.round(1e9 * SCALE);
+const LOSS_BYTES = 1 << 20; // per loss run: written, then the child exits at once
+const HEAD_ARGS = (n) => ['-c', String(n), '/dev/zero'];
+
+const log = (...a) => console.error('[bench]', ...a);
+
+// ---------- set-up: peers and C programs ----------
+
+function installPeers() {
+  const need = ['node-pty', '@lydell/node-pty'].filter((m) => !existsSync(join(peersDir, 'node_modules', m, 'package.json')));
+  if (need.length === 0) return;
+  mkdirSync(peersDir, { recursive: true });
+  if (!existsSync(join(peersDir, 'package.json'))) writeFileSync(join(peersDir, 'package.json'), '{"name":"bench-peers","private":true}\n');
+  log(`installing ${need.join(', ')} into bench/.peers (node-pty builds with node-gyp)…`);
+  try {
+    execFileSync('npm', ['install', '--prefix', peersDir, '--ignore-scripts=false', '--foreground-scripts', '--no-audit', '--no-fund', ...need], {
+      stdio: ['ignore', 2, 2],
+    });
+  } catch (e) {
+    log(`peer install failed (${e.message}); continuing with what loaded`);
+  }
+}
+
+function loadPeer(name) {
+  try {
+    const req = createRequire(join(peersDir, 'package.json'));
+    return req(name);
+  } catch (e) {
+    log(`${name} unavailable: ${e.message.split('\n')[0]}`);
+    return null;
+  }
+}
+
+function compileC() {
+  const out = {};
+  for (const [name, libs] of [['pty-reader', ['-lutil']], ['pipe-reader', []]]) {
+    const bin = join(peersDir, name);
+    mkdirSync(peersDir, { recursive: true });
+    execFileSync('cc', ['-O2', '-o', bin, join(here, 'c', `${name}.c`), ...libs], { stdio: 'inherit' });
+    out[name] = bin;
+  }
+  return out;
+}
+
+// ---------- one measurement of each implementation ----------
+// Every reader returns { bytes, ms } where ms runs from just before the spawn call to the moment
+// both the exit is known and the last byte has arrived.
+
+async function cRun(bin, n) {
+  const out = execFileSync(bin, [String(n)], { encoding: 'utf8' });
+  const [bytes, ns] = out.trim().split(/\s+/).map(Number);
+  return { bytes, ms: ns / 1e6 };
+}
+
+async function sessionRun(n, tty) {
+  const t0 = performance.now();
+  const s = await spawnSession({ cmd: 'head', args: HEAD_ARGS(n), tty, stdin: tty ? undefined : 'ignore' });
+  let bytes = 0;
+  s.stdout.on('data', (c) => (bytes += c.length));
+  s.stderr?.resume();
+  await s.exited;
+  return { bytes, ms: performance.now() - t0 };
+}
+
+async function childProcessRun(n) {
+  const t0 = performance.now();
+  const c = spawn('head', HEAD_ARGS(n), { stdio: ['ignore', 'pipe', 'ignore'] });
+  let bytes = 0;
+  c.stdout.on('data', (d) => (bytes += d.length));
+  await once(c, 'close');
+  return { bytes, ms: performance.now() - t0 };
+}
+
+// node-pty has no "all output delivered" signal: onExit may come before the last data (that is
+// the lost-tail bug). We count what arrived by onExit, then keep listening for up to graceMs for
+// the rest; the time is the later of exit and the last byte.
+function nodePtyRun(pty, n, graceMs = 250) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = pty.spawn('head', HEAD_ARGS(n), { encoding: null, cols: 80, rows: 24 });
+    let bytes = 0;
+    let last = t0;
+    p.onData((d) => {
+      bytes += d.length;
+      last = performance.now();
+      if (exitAt && bytes >= n) finish();
+    });
+    let exitAt = 0;
+    let bytesAtExit = 0;
+    let done = false;
+    let timer;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ bytes, bytesAtExit, ms: Math.max(exitAt, last) - t0 });
+    };
+    p.onExit(() => {
+      exitAt = performance.now();
+      bytesAtExit = bytes;
+      if (bytes >= n) finish();
+      else timer = setTimeout(finish, graceMs);
+    });
+  });
+}
+
+// ---------- statistics ----------
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const stats = (xs) => ({ samples: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+async function interleave(impls, rounds, measure) {
+  const samples = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of Object.entries(impls)) samples[name].push(await measure(fn, name));
+  }
+  return samples;
+}
+
+// ---------- main ----------
+
+const result = {
+  date: new Date().toISOString(),
+  machine: {
+    cpu: os.cpus()[0]?.model,
+    cores: os.cpus().length,
+    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: os.release(),
+    node: process.version,
+    hostname: os.hostname(),
+  },
+  settings: { ROUNDS, SCALE, SECONDS, LOSS_RUNS, HEAPS, PTY_BYTES, PIPE_BYTES, LOSS_BYTES, cases: [...CASES] },
+  cases: {},
+  targets: [],
+};
+const rows = []; // { group, impl, value, unit, range, ratio }
+const target = (name, value, goal, met) => result.targets.push({ name, value, goal, met });
+
+installPeers();
+const nodePty = loadPeer('node-pty');
+const lydellPty = loadPeer('@lydell/node-pty');
+result.peers = {
+  'node-pty': nodePty ? JSON.parse(readFileSync(join(peersDir, 'node_modules/node-pty/package.json'), 'utf8')).version : null,
+  '@lydell/node-pty': lydellPty ? JSON.parse(readFileSync(join(peersDir, 'node_modules/@lydell/node-pty/package.json'), 'utf8')).version : null,
+};
+const cbin = compileC();
+const t0 = performance.now();
+
+function addThroughput(group, samples, refName) {
+  const g = {};
+  for (const [impl, runs] of Object.entries(samples)) {
+    const mbps = runs.map((r) => r.bytes / 1e6 / (r.ms / 1000));
+    g[impl] = { MBps: stats(mbps), bytes: runs.map((r) => r.bytes), ms: runs.map((r) => r.ms) };
+  }
+  const ref = g[refName].MBps.median;
+  for (const [impl, v] of Object.entries(g)) {
+    v.ratioToC = v.MBps.median / ref;
+    rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: `${v.ratioToC.toFixed(2)}× C` });
+  }
+  result.cases[group] = g;
+  return g;
+}
+
+if (CASES.has('pty')) {
+  log(`PTY throughput: ${PTY_BYTES} bytes × ${ROUNDS} rounds`);
+  const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], PTY_BYTES), 'spawnSession tty': () => sessionRun(PTY_BYTES, true) };
+  if (nodePty) impls['node-pty'] = () => nodePtyRun(nodePty, PTY_BYTES);
+  if (lydellPty) impls['@lydell/node-pty'] = () => nodePtyRun(lydellPty, PTY_BYTES);
+  const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn()), 'C reference (openpty)');
+  const s = g['spawnSession tty'];
+  target('PTY throughput spawnSession ≥ 0.9 × C', +s.ratioToC.toFixed(3), 0.9, s.ratioToC >= 0.9);
+  const short = Object.entries(g).filter(([, v]) => v.bytes.some((b) => b !== PTY_BYTES)).map(([k]) => k);
+  if (short.length) log(`short reads during PTY throughput: ${short.join(', ')}`);
+}
+
+if (CASES.has('loss')) {
+  log(`PTY bytes lost at exit: ${LOSS_RUNS} runs × ${LOSS_BYTES} bytes`);
+  const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], LOSS_BYTES), 'spawnSession tty': () => sessionRun(LOSS_BYTES, true) };
+  // node-pty: bytes short at onExit (the usual "done" signal) are recorded separately from bytes
+  // still missing 500 ms after it.
+  if (nodePty) impls['node-pty'] = () => nodePtyRun(nodePty, LOSS_BYTES, 500);
+  if (lydellPty) impls['@lydell/node-pty'] = () => nodePtyRun(lydellPty, LOSS_BYTES, 500);
+  const samples = await interleave(impls, LOSS_RUNS, (fn) => fn());
+  const group = `PTY bytes lost at exit (${LOSS_RUNS} runs × ${LOSS_BYTES} B)`;
+  const g = {};
+  for (const [impl, runs] of Object.entries(samples)) {
+    const lost = runs.map((r) => LOSS_BYTES - r.bytes);
+    const lostAtExit = runs.map((r) => LOSS_BYTES - (r.bytesAtExit ?? r.bytes));
+    g[impl] = {
+      lostEventually: lost,
+      lostAtExitEvent: lostAtExit,
+      runsLosing: lost.filter((x) => x > 0).length,
+      runsLosingAtExitEvent: lostAtExit.filter((x) => x > 0).length,
+      totalLost: lost.reduce((a, b) => a + b, 0),
+    };
+    const extra = impl.includes('node-pty') ? ` (${g[impl].runsLosingAtExitEvent} short at onExit)` : '';
+    rows.push({ group, impl, value: `${g[impl].runsLosing}/${LOSS_RUNS} runs`, unit: 'lost bytes', range: `max ${Math.max(...lost)} B${extra}`, ratio: '' });
+  }
+  result.cases[group] = g;
+  const s = g['spawnSession tty'];
+  target('PTY: 0 bytes lost at exit in every run (spawnSession)', s.totalLost, 0, s.totalLost === 0);
+}
+
+if (CASES.has('pipe')) {
+  log(`pipe throughput: ${PIPE_BYTES} bytes × ${ROUNDS} rounds`);
+  const impls = {
+    'C reference (pipe)': () => cRun(cbin['pipe-reader'], PIPE_BYTES),
+    'spawnSession pipes': () => sessionRun(PIPE_BYTES, false),
+    'child_process.spawn': () => childProcessRun(PIPE_BYTES),
+  };
+  const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn()), 'C reference (pipe)');
+  const s = g['spawnSession pipes'];
+  const vsCp = s.MBps.median / g['child_process.spawn'].MBps.median;
+  s.ratioToChildProcess = vsCp;
+  target('Pipe throughput spawnSession ≥ 0.95 × C', +s.ratioToC.toFixed(3), 0.95, s.ratioToC >= 0.95);
+  result.targets.push({ name: 'Pipe throughput spawnSession / child_process (info)', value: +vsCp.toFixed(3) });
+}
+
+// Spawn-to-exit of /bin/true.
+const spawnCases = {
+  'spawnSession pipes': async () => {
+    const s = await spawnSession({ cmd: '/bin/true', stdin: 'ignore' });
+    s.stdout.resume();
+    s.stderr.resume();
+    await s.exited;
+  },
+  'child_process.spawn': async () => {
+    const c = spawn('/bin/true', [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout.resume();
+    c.stderr.resume();
+    await once(c, 'close');
+  },
+  'spawnSession tty': async () => {
+    const s = await spawnSession({ cmd: '/bin/true', tty: true });
+    s.stdout.resume();
+    await s.exited;
+  },
+};
+const ptySpawn = (pty) => () =>
+  new Promise((resolve) => {
+    const p = pty.spawn('/bin/true', [], { cols: 80, rows: 24 });
+    p.onData(() => {});
+    p.onExit(() => resolve());
+  });
+if (nodePty) spawnCases['node-pty'] = ptySpawn(nodePty);
+if (lydellPty) spawnCases['@lydell/node-pty'] = ptySpawn(lydellPty);
+
+if (CASES.has('rate')) {
+  for (const inflight of [1, 8]) {
+    log(`spawn rate, ${inflight} in flight: ${SECONDS}s × ${ROUNDS} rounds per case`);
+    const samples = await interleave(spawnCases, ROUNDS, async (one) => {
+      const per = await Promise.all(Array.from({ length: inflight }, () => rate(one, SECONDS)));
+      return per.reduce((a, b) => a + b, 0);
+    });
+    const group = `Spawn rate /bin/true, ${inflight === 1 ? 'sequential' : `${inflight} in flight`}`;
+    const g = {};
+    for (const [impl, xs] of Object.entries(samples)) g[impl] = { spawnsPerSec: stats(xs) };
+    const cp = g['child_process.spawn'].spawnsPerSec.median;
+    for (const [impl, v] of Object.entries(g)) {
+      v.ratioToChildProcess = v.spawnsPerSec.median / cp;
+      const s = v.spawnsPerSec;
+      rows.push({ group, impl, value: s.median.toFixed(0), unit: 'spawns/s', range: `${s.min.toFixed(0)}–${s.max.toFixed(0)}`, ratio: `${v.ratioToChildProcess.toFixed(2)}× child_process` });
+    }
+    result.cases[group] = g;
+    if (inflight === 1) {
+      const r = g['spawnSession pipes'].ratioToChildProcess;
+      target('Spawn rate spawnSession pipes ≥ 1.5 × child_process (small heap)', +r.toFixed(3), 1.5, r >= 1.5);
+    }
+  }
+}
+
+if (CASES.has('heap') && HEAPS.length) {
+  log(`spawn rate vs touched heap ${HEAPS.join(',')} GiB: ${SECONDS}s × ${ROUNDS} rounds per case`);
+  const extra = {};
+  if (nodePty) extra['node-pty'] = spawnCases['node-pty'];
+  const heapRows = await runSpawnHeap({ heapsGiB: HEAPS, rounds: ROUNDS, extraCases: extra, seconds: SECONDS });
+  const group = 'Spawn rate vs touched heap (sequential)';
+  const g = {};
+  for (const r of heapRows) {
+    g[`${r.heapGiB} GiB / ${r.case}`] = { heapGiB: r.heapGiB, impl: r.case, spawnsPerSec: stats(r.samples) };
+    const base = heapRows.find((x) => x.heapGiB === HEAPS[0] && x.case === r.case).median;
+    rows.push({ group, impl: `${r.case} @ ${r.heapGiB} GiB`, value: r.median.toFixed(0), unit: 'spawns/s', range: `${r.min.toFixed(0)}–${r.max.toFixed(0)}`, ratio: `${(r.median / base).toFixed(2)}× own @ ${HEAPS[0]} GiB` });
+    g[`${r.heapGiB} GiB / ${r.case}`].ratioToOwnFirstHeap = r.median / base;
+  }
+  result.cases[group] = g;
+  const top = HEAPS[HEAPS.length - 1];
+  const k = g[`${top} GiB / spawnSession pipes`];
+  if (k && top >= 4) target(`Spawn rate at ${top} GiB ≥ 0.8 × own small-heap rate (spawnSession pipes)`, +k.ratioToOwnFirstHeap.toFixed(3), 0.8, k.ratioToOwnFirstHeap >= 0.8);
+}
+
+result.totalSeconds = +((performance.now() - t0) / 1000).toFixed(1);
+
+// ---------- output ----------
+const lines = [];
+lines.push(`Benchmarks ${result.date} · ${result.machine.cpu} × ${result.machine.cores}, ${result.machine.memGiB} GiB, Linux ${result.machine.kernel}, Node ${result.machine.node}`);
+lines.push(`rounds ${ROUNDS}, scale ${SCALE}, ${SECONDS}s per spawn-rate sample; node-pty ${result.peers['node-pty'] ?? '—'}, @lydell/node-pty ${result.peers['@lydell/node-pty'] ?? '—'}; ${result.totalSeconds}s`);
+lines.push('');
+lines.push('| case | implementation | median | unit | min–max | ratio |');
+lines.push('|---|---|---:|---|---|---|');
+for (const r of rows) lines.push(`| ${r.group} | ${r.impl} | ${r.value} | ${r.unit} | ${r.range} | ${r.ratio} |`);
+lines.push('');
+lines.push('| target | measured | met |');
+lines.push('|---|---|---|');
+for (const t of result.targets) if ('met' in t) lines.push(`| ${t.name} | ${t.value} | ${t.met ? 'met' : '**missed**'} |`);
+console.log(lines.join('\n'));
+
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+log(`wrote ${join(resultsDir, 'latest.json')}`);
+process.exit(0);
