@@ -110,7 +110,8 @@ export class ProtocolError extends MsbError {
 }
 
 /**
- * The connection to a peer went away: MSB_ERR_TRANSPORT_CLOSED.
+ * The connection to a peer went away (MSB_ERR_TRANSPORT_CLOSED), or a forwarded TCP connection
+ * failed (MSB_ERR_TCP_FAILED).
  * @example
  * if (err instanceof TransportError && err.code === 'MSB_ERR_TRANSPORT_CLOSED') handle(err);
  */

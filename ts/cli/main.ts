@@ -61,6 +61,16 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('forward')
+    .description('forward a local port to a host:port reached from inside the guest')
+    .option('--connect <address>', 'unix:PATH or tcp:HOST:PORT (default: the default socket)')
+    .argument('<spec>', 'LOCAL_PORT:GUEST_HOST:GUEST_PORT (LOCAL_PORT 0 picks a free port)')
+    .action(async (spec: string, flags) => {
+      const { forwardCommand } = await import('./forward.js');
+      process.exitCode = await forwardCommand(spec, flags);
+    });
+
+  program
     .command('ping')
     .description('measure the round trip to a running agent')
     .option('--connect <address>', 'unix:PATH or tcp:HOST:PORT (default: the default socket)')

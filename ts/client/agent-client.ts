@@ -22,6 +22,7 @@ import { defaultAddress, formatAddress, parseAddress, type Address } from '../tr
 import { fromCoreError, transportClosed, unexpectedTerminal } from './client-errors.js';
 import type { ClientExec } from './client-exec.js';
 import { ExecSessionHandler } from './exec-handler.js';
+import { TcpStream } from './tcp-stream.js';
 import { toExecRequest, type ClientExecOptions } from './exec-payloads.js';
 import { ClientConnection } from './connection.js';
 import { readHandshake, type HandshakeResult } from './handshake.js';
@@ -113,6 +114,11 @@ export class AgentClient {
     return new AgentClient(stream, handshake);
   }
 
+  /** Resolves when the connection has closed, for whatever reason. */
+  get closed(): Promise<void> {
+    return this.#connection.closed;
+  }
+
   /** Whether the connection is closed (by close(), by the agent, or by a fatal frame error). */
   get isClosed(): boolean {
     return this.#connection.failure !== null;
@@ -168,6 +174,31 @@ export class AgentClient {
       } catch (err) {
         this.#connection.forget(id);
         throw err;
+      }
+    });
+  }
+
+  /**
+   * Opens a TCP connection from inside the guest to `host:port` (resolved by the guest).
+   * Resolves once the agent reports it connected.
+   * @throws nothing synchronously; rejects with TransportError MSB_ERR_TCP_FAILED (the agent's
+   * reason, e.g. "connect 10.0.0.5:80: connect ECONNREFUSED …") or MSB_ERR_TRANSPORT_CLOSED.
+   * @example
+   * const sock = await client.connectTcp('127.0.0.1', 5432);
+   * sock.end('hello');
+   */
+  connectTcp(host: string, port: number): Promise<TcpStream> {
+    if (typeof host !== 'string' || host === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      return Promise.reject(invalidOption('type', 'connectTcp needs a host and a port in 0..65535'));
+    }
+    return new Promise((resolve, reject) => {
+      const stream = new TcpStream(this.#connection, { resolve, reject });
+      const id = this.#connection.open(stream);
+      try {
+        stream.start(id, host, port);
+      } catch (err) {
+        this.#connection.forget(id);
+        reject(err);
       }
     });
   }
