@@ -9,9 +9,8 @@
 import { constants } from 'node:os';
 
 import { SpawnError } from '../errors.js';
-import { AgentClient } from '../client/index.js';
-import { defaultAddress, parseAddress } from '../transport/address.js';
 import { UsageError } from './usage-error.js';
+import { agentAddress, connectOrReport } from './connect.js';
 
 export interface ExecFlags {
   connect?: string;
@@ -30,24 +29,14 @@ export function spawnFailureStatus(kind: string): number {
 }
 
 export async function execCommand(cmd: string, args: string[], flags: ExecFlags): Promise<number> {
-  let address;
-  try {
-    address = flags.connect ? parseAddress(flags.connect) : defaultAddress();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const address = agentAddress(flags.connect);
   for (const e of flags.env ?? []) {
     if (e.indexOf('=') <= 0) throw new UsageError(`-e ${e}: expected K=V`);
   }
   const tty = flags.tty ?? false;
   const interactive = tty || (flags.interactive ?? false);
-  let client: AgentClient;
-  try {
-    client = await AgentClient.connect(address);
-  } catch (err) {
-    process.stderr.write(`msb-agentd: ${(err as Error).message}\n`);
-    return 255;
-  }
+  const client = await connectOrReport(address);
+  if (!client) return 255;
   const stdin = process.stdin;
   const rawTerminal = tty && stdin.isTTY === true;
   const restore = (): void => {

@@ -7,9 +7,8 @@
 import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 
-import { AgentClient } from '../client/index.js';
-import { defaultAddress, parseAddress } from '../transport/address.js';
 import { UsageError } from './usage-error.js';
+import { agentAddress, connectOrReport } from './connect.js';
 
 export function parseForwardSpec(spec: string): { localPort: number; host: string; port: number } {
   const m = /^(\d{1,5}):(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(spec);
@@ -23,19 +22,9 @@ export function parseForwardSpec(spec: string): { localPort: number; host: strin
 
 export async function forwardCommand(spec: string, flags: { connect?: string }): Promise<number> {
   const target = parseForwardSpec(spec);
-  let address;
-  try {
-    address = flags.connect ? parseAddress(flags.connect) : defaultAddress();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  let client: AgentClient;
-  try {
-    client = await AgentClient.connect(address);
-  } catch (err) {
-    process.stderr.write(`msb-agentd: ${(err as Error).message}\n`);
-    return 1;
-  }
+  const address = agentAddress(flags.connect);
+  const client = await connectOrReport(address);
+  if (!client) return 1;
   // Half-open both ways: each side's EOF travels on its own (PROTOCOL §4.10).
   const server = createServer({ allowHalfOpen: true }, (local: Socket) => {
     local.pause();
