@@ -666,7 +666,13 @@ impl Session {
 
     /// Reaps the leader and reports the exit: the session's last event.
     fn finish(mut self, epoll: &Epoll) {
-        let pending = !lock(&self.shared.stdin).bufs.is_empty();
+        // Refuse further writes first, under the same lock that sees what is pending, so a write
+        // racing with the exit is either refused (the caller learns it) or pumped below.
+        let pending = {
+            let mut q = lock(&self.shared.stdin);
+            q.dead = true;
+            !q.bufs.is_empty()
+        };
         if pending && !self.closing {
             // The child is gone: this surfaces EPIPE for input it never read.
             self.pump_stdin(epoll);

@@ -36,7 +36,8 @@ fn stdin_round_trip_and_eof() {
 
 #[test]
 fn unread_stdin_gives_epipe_and_exit() {
-    let r = start(&request("true", &[], Mode::Pipes)).unwrap();
+    // Exits without reading, a little later than our write (`true` could be gone before it).
+    let r = start(&request("sh", &["-c", "exec 0<&-; sleep 0.2"], Mode::Pipes)).unwrap();
     assert!(r.handle.write(vec![b'x'; 1 << 20]));
     let o = collect(&r);
     assert_eq!(o.stdin_errors, vec![nix::errno::Errno::EPIPE]);
