@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { spawnSession } from '../dist/index.js';
-import { rate, runSpawnHeap } from './spawn-heap.mjs';
+import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peersDir = join(here, '.peers');
@@ -258,26 +258,8 @@ if (CASES.has('pipe')) {
   result.targets.push({ name: 'Pipe throughput spawnSession / child_process (info)', value: +vsCp.toFixed(3) });
 }
 
-// Spawn-to-exit of /bin/true.
-const spawnCases = {
-  'spawnSession pipes': async () => {
-    const s = await spawnSession({ cmd: '/bin/true', stdin: 'ignore' });
-    s.stdout.resume();
-    s.stderr.resume();
-    await s.exited;
-  },
-  'child_process.spawn': async () => {
-    const c = spawn('/bin/true', [], { stdio: ['ignore', 'pipe', 'pipe'] });
-    c.stdout.resume();
-    c.stderr.resume();
-    await once(c, 'close');
-  },
-  'spawnSession tty': async () => {
-    const s = await spawnSession({ cmd: '/bin/true', tty: true });
-    s.stdout.resume();
-    await s.exited;
-  },
-};
+// Spawn-to-exit of /bin/true: the same cases as bench/spawn-heap.mjs, plus the PTY peers.
+const spawnCases = { ...spawnHeapCases };
 const ptySpawn = (pty) => () =>
   new Promise((resolve) => {
     const p = pty.spawn('/bin/true', [], { cols: 80, rows: 24 });
