@@ -20,6 +20,7 @@ import { listenSocket, type SocketServer } from '../transport/socket-server.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { SCRIPTS_DIR, type ExecDefaults } from './exec-request.js';
 import { SlotAllocator, encodeHandshakePrefix } from './id-ranges.js';
+import { HandleTable } from '../fs/handle-table.js';
 import { buildReadyFrame, markBoot, type ReadyTimes } from './ready.js';
 
 export interface AgentOptions {
@@ -67,6 +68,7 @@ export class Agent implements ConnectionHost {
   readonly meter = new ActivityMeter();
   readonly log: Logger;
   readonly execDefaults: ExecDefaults;
+  readonly fsHandles = new HandleTable();
   readonly #opts: AgentOptions;
   readonly #times: ReadyTimes = markBoot();
   readonly #slots = new SlotAllocator();

@@ -31,6 +31,8 @@ import { TcpSession } from './tcp-session.js';
 import { prepareExec, type ExecDefaults } from './exec-request.js';
 import { toExecFailed } from './exec-failed.js';
 import { inRange, type IdRange } from './id-ranges.js';
+import { FsService } from '../fs/fs-service.js';
+import type { HandleTable } from '../fs/handle-table.js';
 
 /** Bytes queued to one peer above which its sessions are paused. */
 export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
@@ -42,6 +44,8 @@ export interface ConnectionHost {
   readonly meter: ActivityMeter;
   readonly log: Logger;
   readonly execDefaults: ExecDefaults;
+  /** The agent-wide numbering of filesystem handles. */
+  readonly fsHandles: HandleTable;
   /** `core.clock.sync` arrived. */
   clockSync(unixTimeNanos: bigint): void;
   /** `core.shutdown` arrived. */
@@ -58,6 +62,7 @@ export class Connection implements ExecOwner {
   #decoder = new FrameDecoder();
   readonly #sessions = new Map<number, ExecSession>();
   readonly #tcp = new Map<number, TcpSession>();
+  readonly #fs: FsService;
   readonly #ended = new Set<number>();
   #peerVersion = 7;
   #pressured = false;
@@ -69,6 +74,7 @@ export class Connection implements ExecOwner {
     this.#host = host;
     this.range = range;
     this.label = label;
+    this.#fs = new FsService(this, host.fsHandles);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('drain', () => this.#relieve());
     stream.on('error', (err) => this.#host.log.debug('connection error', { conn: label, error: err.message }));
@@ -113,6 +119,7 @@ export class Connection implements ExecOwner {
       this.#pressured = true;
       for (const s of this.#sessions.values()) s.setPaused(true);
       for (const s of this.#tcp.values()) s.setPaused(true);
+      this.#fs.setPaused(true);
     }
   }
 
@@ -131,6 +138,7 @@ export class Connection implements ExecOwner {
     this.#pressured = false;
     for (const s of this.#sessions.values()) s.setPaused(false);
     for (const s of this.#tcp.values()) s.setPaused(false);
+    this.#fs.setPaused(false);
   }
 
   #onData(chunk: Buffer): void {
@@ -222,13 +230,24 @@ export class Connection implements ExecOwner {
         return;
       }
       case 'fsRequest':
-        this.send(m.id, { type: 'fsResponse', payload: { ok: false, error: 'the filesystem service is not available in this agent version', data: null } });
+        if (this.#isLive(m.id)) {
+          this.#replyError(m.id, 'invalid_session', `id ${m.id} already has a live session`, 'core.fs.request', m.version);
+          return;
+        }
+        this.#ended.delete(m.id);
+        this.#fs.request(m.id, m.payload.op);
         return;
       case 'fsData':
+        if (this.#fs.data(m.id, m.payload.data)) return;
+        if (this.#ended.has(m.id) || this.#fs.has(m.id)) {
+          // Chunks after the stream's terminal response (or on a read): the host already has its answer.
+          this.#host.log.debug('fs data without a write stream dropped', { conn: this.label, id: m.id });
+          return;
+        }
         this.send(m.id, { type: 'fsResponse', payload: { ok: false, error: `unknown write session: ${m.id}`, data: null } });
         return;
       case 'tcpConnect': {
-        if (this.#sessions.has(m.id) || this.#tcp.has(m.id)) {
+        if (this.#isLive(m.id)) {
           this.#replyError(m.id, 'invalid_session', `id ${m.id} already has a live session`, 'core.tcp.connect', m.version);
           return;
         }
@@ -255,6 +274,10 @@ export class Connection implements ExecOwner {
     }
   }
 
+  #isLive(id: number): boolean {
+    return this.#sessions.has(id) || this.#tcp.has(id) || this.#fs.has(id);
+  }
+
   #unknownSession(id: number, wire: string, version: number): void {
     if (this.#ended.has(id)) {
       this.#host.log.debug('late input for an ended session dropped', { conn: this.label, id, type: wire });
@@ -264,7 +287,7 @@ export class Connection implements ExecOwner {
   }
 
   #startExec(id: number, req: Extract<ReceivedMessage, { type: 'execRequest' }>['payload'], version: number): void {
-    if (this.#sessions.has(id)) {
+    if (this.#isLive(id)) {
       // Never disturb the live session; the host broke the protocol, not its process.
       this.#replyError(id, 'invalid_session', `id ${id} already has a live exec session`, 'core.exec.request', version);
       return;
@@ -287,6 +310,7 @@ export class Connection implements ExecOwner {
     // Exec sessions are signalled by the relay itself (PROTOCOL §4.4); TCP sessions are aborted.
     this.#host.log.info('relay client disconnected', { conn: this.label, idStart: start, idEndExclusive: end });
     for (const [id, s] of [...this.#tcp]) if (id >= start && id < end) s.terminate();
+    this.#fs.dropRange(start, end);
   }
 
   /** Ends the connection; its sessions get SIGHUP, then SIGKILL after the grace period. */
@@ -296,6 +320,7 @@ export class Connection implements ExecOwner {
     this.#host.log.debug('connection closed', { conn: this.label, reason, sessions: this.#sessions.size });
     for (const s of this.#sessions.values()) s.terminate('SIGHUP');
     for (const s of [...this.#tcp.values()]) s.terminate();
+    this.#fs.close();
     this.#stream.destroy();
     this.#host.closed(this);
   }
