@@ -120,6 +120,22 @@ export class TransportError extends MsbError {
 }
 
 /**
+ * A filesystem operation in the guest failed (MSB_ERR_FS). `message` is the agent's text, which
+ * starts with the operation's prefix and usually ends with the OS error ("stat: No such file or
+ * directory (os error 2)"); `operation` names the request (`'stat'`, `'openFile'`, …).
+ * @example
+ * if (err instanceof FsError && err.message.includes('(os error 2)')) console.error('missing');
+ */
+export class FsError extends MsbError {
+  override readonly name = 'FsError';
+  readonly operation: string;
+  constructor(operation: string, message: string) {
+    super('MSB_ERR_FS', message);
+    this.operation = operation;
+  }
+}
+
+/**
  * MSB_ERR_SESSION_NOT_FOUND, MSB_ERR_SESSION_EXISTS.
  * @example
  * if (err instanceof SessionError && err.code === 'MSB_ERR_SESSION_NOT_FOUND') handle(err);

@@ -24,6 +24,7 @@ export {
   TransportError,
   SessionError,
   NativeError,
+  FsError,
   isMsbError,
 } from './errors.js';
 export type { ExecFailureKind } from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * The `msb-agentd` command line (commander@14): `serve`, `exec`, `ping`. Exit statuses: `exec`
+ * The `msb-agentd` command line (commander@14): `serve`, `exec`, `forward`, `cp`, `ping`. Exit statuses: `exec`
  * returns the remote exit code (128+N for a signal), 127/126/125 for spawn failures, 255 when the
  * agent is unreachable or the protocol breaks; bad usage exits 2.
  */
@@ -68,6 +68,19 @@ export function buildProgram(): Command {
     .action(async (spec: string, flags) => {
       const { forwardCommand } = await import('./forward.js');
       process.exitCode = await forwardCommand(spec, flags);
+    });
+
+  program
+    .command('cp')
+    .description('copy a file between this machine and the guest (guest paths are guest:PATH; - is stdin/stdout)')
+    .option('--connect <address>', 'unix:PATH or tcp:HOST:PORT (default: the default socket)')
+    .option('--progress', 'always show a progress bar (default: on a terminal, for files of 1 MiB or more)')
+    .option('--no-progress', 'never show a progress bar')
+    .argument('<src>', 'source: a local path, guest:PATH, or - (stdin)')
+    .argument('<dst>', 'destination: a local path, guest:PATH, or - (stdout)')
+    .action(async (src: string, dst: string, flags) => {
+      const { cpCommand } = await import('./cp.js');
+      process.exitCode = await cpCommand(src, dst, flags);
     });
 
   program

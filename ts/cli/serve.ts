@@ -4,6 +4,7 @@ import { Agent } from '../agent/agent.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log/logger.js';
 import { defaultAddress, formatAddress, parseAddress } from '../transport/address.js';
 import { UsageError } from './usage-error.js';
+import { native } from '../native/index.js';
 
 export interface ServeFlags {
   listen?: string[];
@@ -54,6 +55,13 @@ export async function serve(flags: ServeFlags): Promise<number> {
     }
   });
   const log = createLogger(logLevel, logFormat);
+  try {
+    // Load the addon now: an agent that cannot spawn must say so at start, not on the first exec.
+    native();
+  } catch (err) {
+    log.error((err as Error).message);
+    return 1;
+  }
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));

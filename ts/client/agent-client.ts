@@ -4,7 +4,7 @@
  */
 
 import { connect as netConnect, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 
 import { ProtocolError, invalidOption } from '../errors.js';
@@ -12,6 +12,9 @@ import {
   PROTOCOL_GENERATION,
   lookupMessageType,
   type ExecRequest,
+  type FsEntryInfo,
+  type FsOp,
+  type FsResponseData,
   type MessageName,
   type OutgoingMessage,
   type Ready,
@@ -23,6 +26,14 @@ import { fromCoreError, transportClosed, unexpectedTerminal } from './client-err
 import type { ClientExec } from './client-exec.js';
 import { ExecSessionHandler } from './exec-handler.js';
 import { TcpStream } from './tcp-stream.js';
+import { startFsCall } from './fs-call.js';
+import {
+  RemoteFileReader,
+  writeRemoteFile,
+  type FileSource,
+  type ReadStreamOptions,
+  type WriteFileOptions,
+} from './remote-file.js';
 import { toExecRequest, type ClientExecOptions } from './exec-payloads.js';
 import { ClientConnection } from './connection.js';
 import { readHandshake, type HandshakeResult } from './handshake.js';
@@ -204,6 +215,111 @@ export class AgentClient {
   }
 
   /**
+   * Any filesystem operation (PROTOCOL §3 `FsOp`), answered with its response data. The helpers
+   * below cover the common ones; streaming Read/Write are readFile/createReadStream/writeFile.
+   * Rejects with FsError (the agent's text, e.g. "stat: No such file or directory (os error 2)"),
+   * a ProtocolError carrying `kind` on `core.error`, or TransportError MSB_ERR_TRANSPORT_CLOSED.
+   * @example
+   * const real = await client.fs({ type: 'realPath', path: 'app/../etc' });
+   */
+  async fs(op: FsOp): Promise<FsResponseData | null> {
+    this.#requireGeneration('fsRequest');
+    return startFsCall(this.#connection, op).result;
+  }
+
+  /**
+   * Metadata of a path in the guest: full st_mode (type bits included), size, uid, gid, times in
+   * whole seconds. `followSymlinks: false` describes a link itself (lstat).
+   * Rejects as fs() does.
+   * @example
+   * const { size, kind } = await client.stat('/etc/hosts');
+   */
+  async stat(path: string, opts: { followSymlinks?: boolean } = {}): Promise<FsEntryInfo> {
+    const data = await this.fs({ type: 'stat', path: checkPathArg(path), followSymlink: opts.followSymlinks ?? true });
+    if (data?.type !== 'stat') throw new ProtocolError('MSB_ERR_BAD_CBOR', 'the agent answered Stat without an entry');
+    return data.entry;
+  }
+
+  /**
+   * The entries of a directory (without `.` and `..`), each lstat'ed, `path` = `<dir>/<name>`.
+   * Rejects as fs() does.
+   * @example
+   * for (const e of await client.list('/tmp')) console.log(e.kind, e.path);
+   */
+  async list(path: string): Promise<FsEntryInfo[]> {
+    const data = await this.fs({ type: 'list', path: checkPathArg(path) });
+    if (data?.type !== 'list') throw new ProtocolError('MSB_ERR_BAD_CBOR', 'the agent answered List without entries');
+    return data.entries;
+  }
+
+  /**
+   * `mkdir -p`; with `mode`, the leaf gets exactly that mode (no umask). Rejects as fs() does.
+   * @example
+   * await client.mkdir('/srv/app/data', { mode: 0o750 });
+   */
+  async mkdir(path: string, opts: { mode?: number } = {}): Promise<void> {
+    await this.fs({ type: 'mkdir', path: checkPathArg(path), mode: opts.mode ?? null });
+  }
+
+  /**
+   * Removes a file or symlink; a directory only with `recursive: true` (then with everything in
+   * it) or when it is empty. Rejects as fs() does.
+   * @example
+   * await client.remove('/tmp/build', { recursive: true });
+   */
+  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    const entry = await this.stat(path, { followSymlinks: false });
+    if (entry.kind === 'dir') await this.fs({ type: 'removeDir', path, recursive: opts.recursive ?? false });
+    else await this.fs({ type: 'remove', path });
+  }
+
+  /**
+   * rename(2) in the guest. Rejects as fs() does.
+   * @example
+   * await client.rename('/tmp/upload.part', '/srv/app.tar');
+   */
+  async rename(from: string, to: string): Promise<void> {
+    await this.fs({ type: 'rename', src: checkPathArg(from), dst: checkPathArg(to) });
+  }
+
+  /**
+   * The whole content of a file in the guest. For large files prefer createReadStream().
+   * Rejects as fs() does.
+   * @example
+   * const config = JSON.parse((await client.readFile('/etc/app.json')).toString());
+   */
+  async readFile(path: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.createReadStream(path)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * A file in the guest as a Readable, read as the consumer reads it (a paused consumer pauses
+   * the agent's reading). It errors with FsError when the file cannot be opened or read.
+   * @throws (as a stream error) as fs() rejects.
+   * @example
+   * client.createReadStream('/var/log/app.log').pipe(process.stdout);
+   */
+  createReadStream(path: string, opts: ReadStreamOptions = {}): Readable {
+    this.#requireGeneration('fsRequest');
+    return new RemoteFileReader(this.#connection, checkPathArg(path), opts);
+  }
+
+  /**
+   * Creates or truncates a file in the guest and writes `data` (bytes, a string, or any async
+   * iterable of them, e.g. a Readable) to it, in windows the agent acknowledges, so memory stays
+   * bounded on both sides. Resolves with the number of bytes written.
+   * Rejects as fs() does.
+   * @example
+   * await client.writeFile('/srv/app.tar', createReadStream('app.tar'), { mode: 0o644 });
+   */
+  async writeFile(path: string, data: FileSource, opts: WriteFileOptions = {}): Promise<number> {
+    this.#requireGeneration('fsRequest');
+    return writeRemoteFile(this.#connection, checkPathArg(path), data, opts);
+  }
+
+  /**
    * Asks the agent to stop (`core.shutdown` on id 0 with FLAG_SHUTDOWN). Nothing is answered;
    * the agent ends its sessions and closes the connection (unless it runs with
    * `--ignore-shutdown`).
@@ -227,16 +343,23 @@ export class AgentClient {
     await this.#connection.close(transportClosed('the client was closed'));
   }
 
+  /** @throws ProtocolError MSB_ERR_UNKNOWN_MESSAGE when the agent's generation lacks `type`. */
+  #requireGeneration(type: MessageName): void {
+    const info = lookupMessageType(type);
+    if (info.generation > this.version) {
+      throw new ProtocolError(
+        'MSB_ERR_UNKNOWN_MESSAGE',
+        `${info.wire} needs protocol generation ${info.generation}; the agent speaks ${this.version}`,
+      );
+    }
+  }
+
   /** One request, one terminal reply of type `reply`. */
   #request(message: OutgoingMessage, reply: MessageName): Promise<ReceivedMessage> {
-    const info = lookupMessageType(message.type);
-    if (info.generation > this.version) {
-      return Promise.reject(
-        new ProtocolError(
-          'MSB_ERR_UNKNOWN_MESSAGE',
-          `${info.wire} needs protocol generation ${info.generation}; the agent speaks ${this.version}`,
-        ),
-      );
+    try {
+      this.#requireGeneration(message.type);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
       const id = this.#connection.open({
@@ -255,6 +378,12 @@ export class AgentClient {
       }
     });
   }
+}
+
+/** @throws TypeError (MSB_ERR_INVALID_OPTION) for a path that is not a non-empty string. */
+function checkPathArg(path: string): string {
+  if (typeof path !== 'string' || path === '') throw invalidOption('type', `a guest path must be a non-empty string, got ${String(path)}`);
+  return path;
 }
 
 function isTerminal(m: ReceivedMessage): boolean {
