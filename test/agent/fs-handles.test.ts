@@ -211,3 +211,42 @@ t.test('core.relay.client.disconnected closes the handles of that range', async 
   c.send(0, { type: 'relayClientDisconnected', payload: { idStart: c.idStart, idEndExclusive: c.idEnd } });
   t.equal(await fsError(c, c.idStart + 1, { type: 'fstat', handle: h }), `fstat: invalid handle: ${h}`);
 });
+
+t.test('edge values get one typed answer each and leave nothing open', async (t) => {
+  const baseline = fdCount();
+  writeFileSync(p('edge'), 'edge');
+  const h = await openHandle(a, id(), p('edge'), { read: true, write: true });
+  const U64_MAX = 2n ** 64n - 1n;
+  const answers = await Promise.all([
+    fsCall(a, id(), { type: 'read', handle: h, offset: U64_MAX, len: null }),
+    fsCall(a, id(), { type: 'read', handle: h, offset: 0, len: U64_MAX }),
+    fsCall(a, id(), { type: 'readDir', handle: h, limit: 0xffff_ffff }),
+    fsCall(a, id(), { type: 'closeHandle', handle: 0 }),
+    fsCall(a, id(), { type: 'setStat', path: p('edge'), followSymlink: true, attrs: { ...NO_ATTRS, atime: 2n ** 63n - 1n } }),
+    fsCall(a, id(), { type: 'setStat', path: p('edge'), followSymlink: true, attrs: { ...NO_ATTRS, size: U64_MAX } }),
+    fsCall(a, id(), { type: 'mkdir', path: p('odd-mode'), mode: 0xffff_ffff }),
+    fsCall(a, id(), { type: 'stat', path: '', followSymlink: true }),
+    fsCall(a, id(), { type: 'openFile', path: p('odd-open'), options: { ...NONE, write: true, create: true, mode: 0x8000_0000 } }),
+    fsCall(a, id(), { type: 'fsetstat', handle: h, attrs: { ...NO_ATTRS, mode: 0xffff_ffff } }),
+  ]);
+  t.same(answers[0], { ok: false, error: `read: offset ${U64_MAX} is too large`, data: null });
+  t.same(answers[1], { ok: true, error: null, data: null }, 'len beyond the file: read to EOF');
+  t.same(answers[2], { ok: false, error: `readdir: handle ${h} is a file`, data: null });
+  t.same(answers[3], { ok: false, error: 'close: invalid handle: 0', data: null });
+  t.equal(answers[4]!.ok, false, `an atime beyond any clock is refused: ${answers[4]!.error}`);
+  t.match(answers[4]!.error, /^setstat: /);
+  t.equal(answers[5]!.ok, false, `a size beyond any file is refused: ${answers[5]!.error}`);
+  t.match(answers[5]!.error, /^setstat: /);
+  t.equal(statSync(p('edge')).size, 4, 'the file is untouched');
+  t.same(answers[6], { ok: true, error: null, data: null });
+  t.equal(statSync(p('odd-mode')).mode, 0o47777, 'chmod keeps the permission bits of an oversized mode');
+  t.same(answers[7], { ok: false, error: 'stat: No such file or directory (os error 2)', data: null });
+  t.equal(answers[8]!.ok, true, 'open with a mode of 2^31: only the permission bits count');
+  await fsOk(a, id(), { type: 'closeHandle', handle: Number((answers[8]!.data as { handle: number }).handle) });
+  t.same(answers[9], { ok: true, error: null, data: null });
+  t.equal(statSync(p('edge')).mode, 0o107777, 'fchmod with 0xffffffff sets every permission bit');
+  t.same(await fsCall(a, id(), { type: 'setStat', path: p('edge'), followSymlink: false, attrs: { ...NO_ATTRS, mode: 0x8000_01a4 } }), { ok: true, error: null, data: null });
+  t.equal(statSync(p('edge')).mode, 0o100644, '0x800001a4 has permission bits 0644');
+  await fsOk(a, id(), { type: 'closeHandle', handle: h });
+  t.ok(await eventually(() => fdCount() <= baseline, 5000), 'no descriptor left behind');
+});

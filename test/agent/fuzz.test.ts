@@ -6,7 +6,7 @@
 // (the golden vectors and hand-made requests) with bytes flipped, payloads mutated, types swapped,
 // versions changed, flags randomised, envelopes reshaped, or plain garbage. Every frame has its own
 // id, so every reply can be attributed: a frame that decodes gets its proper reply (pong, touched,
-// exec frames, fs/tcp refusals) or nothing where the protocol says nothing, and every frame that
+// exec frames, fs responses, tcp refusals) or nothing where the protocol says nothing, and every frame that
 // does not decode gets exactly one core.error of the right kind (or nothing, for peers older than
 // generation 5). Meanwhile a second client keeps pinging and running `echo ok`.
 //
@@ -118,6 +118,9 @@ const TEMPLATES: Template[] = [
 for (const v of VECTORS) {
   // The vectors' exec requests run shells and interactive programs; ours above are harmless.
   if (v.type === 'core.exec.request') continue;
+  // The fs service is real now: an OpenFile that creates and truncates (and the Write stream that
+  // follows it) would, mutated, write wherever a flipped byte points. Stat and Read stay.
+  if (v.name === 'core.fs.request.open_file' || v.name === 'core.fs.request.write') continue;
   const d = new FrameDecoder();
   d.push(v.bytes);
   const env = decodeEnvelope(d.readFrame()!);
@@ -288,8 +291,9 @@ function mismatch(exp: Expect, ms: ReceivedMessage[], id: number): string | null
       if ((ms[0]!.payload as { kind: string }).kind !== exp.kind) return `expected core.error(${exp.kind}), got ${(ms[0]!.payload as { kind: string }).kind}`;
       return ms[0]!.flags === 1 ? null : 'core.error without TERMINAL';
     case 'reply':
-      // A relay.client.disconnected covering a TCP session aborts it without a word (PROTOCOL §4.4).
-      if (exp.type === 'tcpFailed' && ms.length === 0 && disconnectRanges.some(([a, b]) => id >= a && id < b)) return null;
+      // A relay.client.disconnected covering a TCP session or an fs operation in progress ends it
+      // without a word (PROTOCOL §4.4; that client is gone).
+      if ((exp.type === 'tcpFailed' || exp.type === 'fsResponse') && ms.length === 0 && disconnectRanges.some(([a, b]) => id >= a && id < b)) return null;
       return ms.length === 1 && ms[0]!.type === exp.type && terminalLast ? null : `expected ${exp.type}, got [${types}]`;
     case 'exec':
       if (ms.length === 1 && ms[0]!.type === 'execFailed' && terminalLast) return null;
@@ -393,7 +397,9 @@ t.test(`${FRAMES} fuzzed frames on one connection: each answered as the protocol
   t.ok(await eventually(() => unfinished().length === 0, 20_000), `every exec session ended (left: ${unfinished().join(', ')})`);
   // A TCP connect is answered once the connection attempt fails (asynchronously).
   const aborted = (id: number): boolean => disconnectRanges.some(([a, b]) => id >= a && id < b);
-  const replyIds = [...expectations].filter(([id, e]) => e.is === 'reply' && !(e.type === 'tcpFailed' && aborted(id))).map(([id]) => id);
+  const replyIds = [...expectations]
+    .filter(([id, e]) => e.is === 'reply' && !((e.type === 'tcpFailed' || e.type === 'fsResponse') && aborted(id)))
+    .map(([id]) => id);
   const unanswered = (): number[] => replyIds.filter((id) => !a.received.some((m) => m.id === id));
   t.ok(await eventually(() => unanswered().length === 0, 10_000), `every reply arrived (missing: ${unanswered().join(', ')})`);
 

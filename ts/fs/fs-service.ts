@@ -19,7 +19,7 @@ import { EINVAL, FsFailure, checkPath, errorDetail, osErrorText, withPrefix } fr
 import { FsHandle, type HandleOwner, type HandleTarget } from './fs-handle.js';
 import type { HandleTable } from './handle-table.js';
 import { openFlags } from './open-flags.js';
-import { isPathOp, runPathOp } from './path-ops.js';
+import { isPathOp, permissionBits, runPathOp } from './path-ops.js';
 import { ReadStream } from './read-stream.js';
 import { WriteStream } from './write-stream.js';
 import type { StreamOwner } from './stream-owner.js';
@@ -235,7 +235,7 @@ export class FsService {
     }
     const flags = openFlags(op.options);
     if (flags === null) throw new FsFailure(`open: ${osErrorText(EINVAL)}`);
-    const file = await withPrefix(prefix, () => open(op.path, flags, op.options.mode ?? 0o666));
+    const file = await withPrefix(prefix, () => open(op.path, flags, permissionBits(op.options.mode ?? 0o666)));
     const { read, write, append } = op.options;
     return new FsHandle(this.#table.allocate(), op.path, owner, { kind: 'file', file }, { read, write, append });
   }
@@ -320,7 +320,7 @@ async function fsetstat(t: HandleTarget, a: FsSetAttrs): Promise<void> {
   if (t.kind !== 'file') throw new FsFailure('not a file handle');
   const f = t.file;
   if (a.size !== null) await f.truncate(Number(a.size));
-  if (a.mode !== null) await f.chmod(a.mode);
+  if (a.mode !== null) await f.chmod(permissionBits(a.mode));
   if (a.uid !== null || a.gid !== null) await f.chown(a.uid ?? -1, a.gid ?? -1);
   if (a.atime !== null || a.mtime !== null) {
     const cur = a.atime === null || a.mtime === null ? await f.stat({ bigint: true }) : null;

@@ -34,6 +34,14 @@ import { FsFailure, checkPath, errorDetail, withPrefix } from './fs-error.js';
 type PathOp = Exclude<FsOp, { handle: unknown } | { type: 'openFile' } | { type: 'openDir' }>;
 type Result = FsResponseData | null;
 
+/**
+ * The bits chmod(2) and open(2) use. Masking first also keeps Node's fs from aborting the
+ * process on a mode of 2^31 or more (a u32 from the wire can be).
+ */
+export function permissionBits(mode: number): number {
+  return mode & 0o7777;
+}
+
 /** Which ops are path operations (no handle). */
 export function isPathOp(op: FsOp): op is PathOp {
   return !('handle' in op) && op.type !== 'openFile' && op.type !== 'openDir';
@@ -66,7 +74,7 @@ export async function runPathOp(op: PathOp): Promise<Result> {
     case 'mkdir':
       checkPath('mkdir: ', op.path);
       await withPrefix('mkdir: ', () => mkdir(op.path, { recursive: true }));
-      if (op.mode !== null) await withPrefix('chmod: ', () => chmod(op.path, op.mode!));
+      if (op.mode !== null) await withPrefix('chmod: ', () => chmod(op.path, permissionBits(op.mode!)));
       return null;
     case 'remove':
       checkPath('remove: ', op.path);
@@ -113,7 +121,7 @@ async function setStat(path: string, follow: boolean, a: FsSetAttrs): Promise<vo
     if (!follow && (await lstat(path)).isSymbolicLink()) {
       throw new FsFailure('setstat: chmod on symlink without following is not supported');
     }
-    await chmod(path, a.mode);
+    await chmod(path, permissionBits(a.mode));
   }
   if (a.uid !== null || a.gid !== null) await (follow ? chown : lchown)(path, a.uid ?? -1, a.gid ?? -1);
   if (a.atime !== null || a.mtime !== null) {
