@@ -9,7 +9,11 @@
 // Knobs: BENCH_ROUNDS (default 5), BENCH_SCALE (multiplies byte counts and seconds, default 1),
 // BENCH_SECONDS (seconds per spawn-rate sample, default 1.5 × scale), BENCH_LOSS_RUNS (default 20),
 // BENCH_HEAPS (default "0,1,4" GiB for the spawn-vs-heap cases; "" skips them),
-// BENCH_CASES (comma list of pty,loss,pipe,rate,heap; default all).
+// BENCH_SESSIONS (idle PTY sessions of the scale case, default 1000), BENCH_STALL (seconds the
+// slow consumer stops reading, default 10), BENCH_RTT_EXECS (round trips per implementation and
+// round, default 200),
+// BENCH_CASES (comma list of pty,loss,pipe,rate,rtt,stream,scale,slow,heap; default all). The
+// agent cases (rtt, stream, scale, slow) live in bench/agent.mjs.
 // Peers are installed into bench/.peers (never devDependencies):
 //   npm install --prefix bench/.peers --ignore-scripts=false node-pty @lydell/node-pty
 // The script does that itself when bench/.peers/node_modules lacks them.
@@ -23,7 +27,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { spawnSession } from '../dist/index.js';
+import { runAgentCases } from './agent.mjs';
 import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
+import { interleave, stats } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peersDir = join(here, '.peers');
@@ -34,7 +40,10 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5 * Math.min(1, SCALE));
 const LOSS_RUNS = Number(process.env.BENCH_LOSS_RUNS ?? 20);
 const HEAPS = (process.env.BENCH_HEAPS ?? '0,1,4').split(',').filter((x) => x !== '').map(Number);
-const CASES = new Set((process.env.BENCH_CASES ?? 'pty,loss,pipe,rate,heap').split(','));
+const CASES = new Set((process.env.BENCH_CASES ?? 'pty,loss,pipe,rate,rtt,stream,scale,slow,heap').split(','));
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
+const STALL = Number(process.env.BENCH_STALL ?? 10);
+const RTT_EXECS = Number(process.env.BENCH_RTT_EXECS ?? 200);
 const PTY_BYTES = Math.round(200e6 * SCALE);
 const PIPE_BYTES = Math.round(1e9 * SCALE);
 const LOSS_BYTES = 1 << 20; // per loss run: written, then the child exits at once
@@ -142,23 +151,6 @@ function nodePtyRun(pty, n, graceMs = 250) {
   });
 }
 
-// ---------- statistics ----------
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const stats = (xs) => ({ samples: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-
-async function interleave(impls, rounds, measure) {
-  const samples = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(impls)) samples[name].push(await measure(fn, name));
-  }
-  return samples;
-}
-
 // ---------- main ----------
 
 const result = {
@@ -171,7 +163,7 @@ const result = {
     node: process.version,
     hostname: os.hostname(),
   },
-  settings: { ROUNDS, SCALE, SECONDS, LOSS_RUNS, HEAPS, PTY_BYTES, PIPE_BYTES, LOSS_BYTES, cases: [...CASES] },
+  settings: { ROUNDS, SCALE, SECONDS, LOSS_RUNS, HEAPS, PTY_BYTES, PIPE_BYTES, LOSS_BYTES, SESSIONS, STALL, RTT_EXECS, cases: [...CASES] },
   cases: {},
   targets: [],
 };
@@ -252,10 +244,20 @@ if (CASES.has('pipe')) {
   };
   const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn()), 'C reference (pipe)');
   const s = g['spawnSession pipes'];
-  const vsCp = s.MBps.median / g['child_process.spawn'].MBps.median;
+  const cp = g['child_process.spawn'];
+  const vsCp = s.MBps.median / cp.MBps.median;
   s.ratioToChildProcess = vsCp;
-  target('Pipe throughput spawnSession ≥ 0.95 × C', +s.ratioToC.toFixed(3), 0.95, s.ratioToC >= 0.95);
-  result.targets.push({ name: 'Pipe throughput spawnSession / child_process (info)', value: +vsCp.toFixed(3) });
+  // How far any reader could beat child_process if it only matched the C loop: DESIGN §2 replaced
+  // the issue's 1.5 × child_process with 0.95 × C because this is ~1.2 on these machines.
+  g['C reference (pipe)'].ratioToChildProcess = g['C reference (pipe)'].MBps.median / cp.MBps.median;
+  target('Pipe throughput spawnSession ≥ 0.95 × C (DESIGN §2)', +s.ratioToC.toFixed(3), 0.95, s.ratioToC >= 0.95);
+  target('Pipe throughput spawnSession ≥ 0.8 × C (issue)', +s.ratioToC.toFixed(3), 0.8, s.ratioToC >= 0.8);
+  target(
+    `Pipe throughput spawnSession ≥ 1.5 × child_process (issue; C itself is ${g['C reference (pipe)'].ratioToChildProcess.toFixed(2)} ×)`,
+    +vsCp.toFixed(3),
+    1.5,
+    vsCp >= 1.5,
+  );
 }
 
 // Spawn-to-exit of /bin/true: the same cases as bench/spawn-heap.mjs, plus the PTY peers.
@@ -292,6 +294,20 @@ if (CASES.has('rate')) {
     }
   }
 }
+
+// The agent cases run before the heap case, which keeps up to 4 GiB alive in this process.
+await runAgentCases({
+  select: CASES,
+  rounds: ROUNDS,
+  pipeBytes: PIPE_BYTES,
+  sessions: SESSIONS,
+  stallSeconds: STALL,
+  rttPerRound: RTT_EXECS,
+  log,
+  rows,
+  target,
+  cases: result.cases,
+});
 
 if (CASES.has('heap') && HEAPS.length) {
   log(`spawn rate vs touched heap ${HEAPS.join(',')} GiB: ${SECONDS}s × ${ROUNDS} rounds per case`);

@@ -17,7 +17,8 @@ use crate::reader::{submit, Command};
 use crate::sys;
 
 /// Bytes of one stream handed to the owner but not yet consumed, beyond which the reader stops
-/// reading that stream (the kernel then blocks the child).
+/// reading that stream (the kernel then blocks the child). One pipe read can overshoot it by up
+/// to `reader::PIPE_READ_MAX`.
 pub const INFLIGHT_MAX: usize = 1024 * 1024;
 
 /// Output stream index: 0 is stdout (or the PTY), 1 is stderr.

@@ -1,11 +1,11 @@
 //! The reader: one epoll thread for every session.
 //!
-//! It reads output (64 KiB at a time, one read per ready fd per turn, so no session starves
-//! another), writes queued stdin when the fd is writable, notices the leader's exit through its
-//! pidfd, applies the drain policy and only then reaps and reports the exit, after the last
-//! output chunk. A stream is polled only while its owner is not paused and has less than
-//! `INFLIGHT_MAX` bytes unconsumed: otherwise the fd is simply left unread and the kernel blocks
-//! that child alone. The thread starts with the first session and ends with the last one, so an
+//! It reads output (one read per ready fd per turn, so no session starves another: 64 KiB from a
+//! PTY, whatever a child's pipe holds up to 1 MiB), writes queued stdin when the fd is writable,
+//! notices the leader's exit through its pidfd, applies the drain policy and only then reaps and
+//! reports the exit, after the last output chunk. A stream is polled only while its owner is not
+//! paused and has less than `INFLIGHT_MAX` bytes unconsumed: otherwise the fd is simply left
+//! unread and the kernel blocks that child alone. The thread starts with the first session and ends with the last one, so an
 //! idle process holds no thread and no descriptor of ours.
 
 use std::collections::HashMap;
@@ -23,8 +23,18 @@ use crate::spawn::{ChildIo, Spawned};
 use crate::spec::AfterDrain;
 use crate::sys::{self, Epoll, EventFd};
 
-/// Size of one read.
+/// Size of one read from a PTY or an fd stream.
 pub const CHUNK: usize = 64 * 1024;
+/// Largest read from a child's pipe. A pipe read takes what the pipe holds (FIONREAD), so a
+/// grown pipe is emptied in one read and one JS callback instead of sixteen.
+pub const PIPE_READ_MAX: usize = 1024 * 1024;
+/// Capacity a child's pipe is grown to once it has been seen full at the default 64 KiB: the
+/// child then blocks (and wakes us) far less often. Only streams that prove to be bulk pay for
+/// it, because the pages count against the user's pipe quota (pipe(7),
+/// /proc/sys/fs/pipe-user-pages-soft: past it, every new pipe of that user gets 2 pages).
+pub const PIPE_GROW_TO: usize = 1024 * 1024;
+/// The kernel's default pipe capacity (pipe(7)); a read this large means the pipe was full.
+const PIPE_DEFAULT: usize = 64 * 1024;
 /// After the drain deadline, at most this much more is read from a stream before it is closed.
 const FINAL_DRAIN_MAX: usize = 1024 * 1024;
 
@@ -134,13 +144,13 @@ pub fn register(
                     return Err(e);
                 }
             };
-            let out = OutStream { fd: master, kind: StreamKind::Pty, registered: false };
+            let out = OutStream::new(master, StreamKind::Pty, false);
             ([Some(out), None], Some(InStream::new(write, true)), Some(ctl))
         }
         ChildIo::Pipes { stdin, stdout, stderr } => (
             [
-                Some(OutStream { fd: stdout, kind: StreamKind::Stdout, registered: false }),
-                Some(OutStream { fd: stderr, kind: StreamKind::Stderr, registered: false }),
+                Some(OutStream::new(stdout, StreamKind::Stdout, true)),
+                Some(OutStream::new(stderr, StreamKind::Stderr, true)),
             ],
             stdin.map(|fd| InStream::new(fd, false)),
             None,
@@ -175,7 +185,7 @@ pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn Ev
         pid: 0,
         pidfd: None,
         pty_ctl: None,
-        streams: [Some(OutStream { fd, kind: StreamKind::Stdout, registered: false }), None],
+        streams: [Some(OutStream::new(fd, StreamKind::Stdout, false)), None],
         stdin: Some(InStream::new(write, false)),
         drain: Duration::ZERO,
         after_drain: AfterDrain::Detach,
@@ -271,6 +281,35 @@ struct OutStream {
     fd: OwnedFd,
     kind: StreamKind,
     registered: bool,
+    /// A child's pipe: read as much as it holds, and grown once it has been seen full.
+    is_pipe: bool,
+    grown: bool,
+}
+
+impl OutStream {
+    fn new(fd: OwnedFd, kind: StreamKind, is_pipe: bool) -> OutStream {
+        OutStream { fd, kind, registered: false, is_pipe, grown: false }
+    }
+
+    /// Reads once: a pipe into a buffer sized to what it holds (no copy afterwards), anything
+    /// else through the shared 64 KiB scratch buffer. Ok(empty) is EOF.
+    fn read(&mut self, scratch: &mut [u8]) -> Result<Vec<u8>, Errno> {
+        let fd = self.fd.as_raw_fd();
+        if !self.is_pipe {
+            let n = sys::read(fd, scratch)?;
+            return Ok(scratch[..n].to_vec());
+        }
+        // 0 ready (a hang-up, or a race with the writer) still needs a read to see EOF.
+        let want = sys::readable_bytes(fd).unwrap_or(0).clamp(1, PIPE_READ_MAX);
+        let mut chunk = Vec::new();
+        sys::read_append(fd, &mut chunk, want)?;
+        if !self.grown && chunk.len() >= PIPE_DEFAULT {
+            self.grown = true;
+            // Refused (quota, pipe-max-size) is fine: the pipe keeps working at its size.
+            let _ = sys::set_pipe_size(fd, PIPE_GROW_TO);
+        }
+        Ok(chunk)
+    }
 }
 
 struct InStream {
@@ -468,16 +507,16 @@ impl Session {
 
     /// Reads once from a ready stream. Returns the number of bytes delivered (0 at EOF/EAGAIN).
     fn read_once(&mut self, idx: usize, epoll: &Epoll, buf: &mut [u8]) -> Option<usize> {
-        let s = self.streams[idx].as_ref()?;
-        match sys::read(s.fd.as_raw_fd(), buf) {
-            Ok(0) => {
+        let s = self.streams[idx].as_mut()?;
+        match s.read(buf) {
+            Ok(chunk) if chunk.is_empty() => {
                 self.close_stream(idx, epoll);
                 None
             }
-            Ok(n) => {
-                let kind = s.kind;
+            Ok(chunk) => {
+                let (kind, n) = (s.kind, chunk.len());
                 self.shared.inflight[idx].fetch_add(n, Ordering::AcqRel);
-                self.sink.data(kind, buf[..n].to_vec());
+                self.sink.data(kind, chunk);
                 Some(n)
             }
             Err(Errno::EAGAIN) => Some(0),

@@ -105,6 +105,23 @@ pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
 }
 
+/// fcntl(F_SETPIPE_SZ): asks the kernel for a pipe capacity of at least `bytes`; returns the
+/// capacity granted. Unprivileged callers are capped at /proc/sys/fs/pipe-max-size (EPERM above
+/// it) and by the per-user pipe quota (pipe(7)).
+pub fn set_pipe_size(fd: RawFd, bytes: usize) -> Result<usize, Errno> {
+    let want = c_int::try_from(bytes).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: fcntl with an int argument on an open descriptor.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, want) }).map(|n| n as usize)
+}
+
+/// ioctl(FIONREAD): bytes ready to be read without blocking.
+pub fn readable_bytes(fd: RawFd) -> Result<usize, Errno> {
+    let mut n: c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer.
+    cvt(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut c_int) })?;
+    Ok(n.max(0) as usize)
+}
+
 /// read(2) into `buf`, retrying EINTR.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
@@ -112,6 +129,27 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         match Errno::result(n) {
             Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// read(2) of up to `max` bytes into `buf`'s spare capacity (nothing is zeroed first), retrying
+/// EINTR. Returns the bytes appended; 0 is EOF.
+pub fn read_append(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Result<usize, Errno> {
+    buf.reserve_exact(max);
+    loop {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` is writable for at least `max` bytes (reserved above).
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), max) };
+        match Errno::result(n) {
+            Ok(n) => {
+                let n = n as usize;
+                // SAFETY: read(2) initialized the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(n);
+            }
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }

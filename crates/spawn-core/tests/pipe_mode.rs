@@ -76,3 +76,54 @@ fn failures_are_classified_by_stage() {
     let dir = start(&request("/tmp", &[], Mode::Pipes)).err().unwrap();
     assert_eq!((dir.failure.stage, dir.failure.kind()), (SpawnStage::Execve, FailureKind::PermissionDenied));
 }
+
+#[test]
+fn bulk_output_is_exact_and_in_order() {
+    // seq writes in 4 KiB blocks: a grown, paced pipe must still hand every byte over in order.
+    let r = start(&request("seq", &["1", "400000"], Mode::Pipes)).unwrap();
+    let o = collect(&r);
+    let expected: String = (1..=400_000).map(|i| format!("{i}\n")).collect();
+    assert!(o.out == expected.as_bytes(), "got {} bytes, expected {}", o.out.len(), expected.len());
+    assert_eq!(o.status.code, Some(0));
+}
+
+#[test]
+fn a_full_pipe_is_grown_and_emptied_in_one_read() {
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").unwrap().trim().parse().unwrap();
+    let r = start(&request("head", &["-c", "8388608", "/dev/zero"], Mode::Pipes)).unwrap();
+    // Hold the first megabyte unconsumed: the reader stops, the child fills its pipe.
+    let mut held = Vec::new();
+    let mut total = 0;
+    while total < spawn_core::handle::INFLIGHT_MAX {
+        match r.events.recv_timeout(std::time::Duration::from_secs(30)).unwrap() {
+            Ev::Data(_, chunk) => {
+                total += chunk.len();
+                held.push(chunk.len());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for n in held {
+        r.handle.credit(0, n);
+    }
+    let mut largest = 0;
+    loop {
+        match r.events.recv_timeout(std::time::Duration::from_secs(30)).unwrap() {
+            Ev::Data(kind, chunk) => {
+                r.handle.credit(kind.index(), chunk.len());
+                largest = largest.max(chunk.len());
+                total += chunk.len();
+            }
+            Ev::Exit(status) => {
+                assert_eq!(status.code, Some(0));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(total, 8 * 1024 * 1024);
+    if max >= spawn_core::reader::PIPE_GROW_TO {
+        assert!(largest > 64 * 1024, "largest read {largest} B: the pipe was not grown or not read whole");
+    }
+}

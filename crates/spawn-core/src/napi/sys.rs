@@ -33,6 +33,8 @@ pub type napi_status = i32;
 pub type napi_valuetype = i32;
 
 pub const NAPI_OK: napi_status = 0;
+/// Runtimes with the V8 sandbox (Electron) refuse buffers over foreign memory.
+pub const NAPI_NO_EXTERNAL_BUFFERS_ALLOWED: napi_status = 22;
 pub const NAPI_AUTO_LENGTH: usize = usize::MAX;
 
 pub const NAPI_UNDEFINED: napi_valuetype = 0;
@@ -109,6 +111,14 @@ extern "C" {
         length: usize,
         data: *const c_void,
         result_data: *mut *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    pub fn napi_create_external_buffer(
+        env: napi_env,
+        length: usize,
+        data: *mut c_void,
+        finalize_cb: napi_finalize,
+        finalize_hint: *mut c_void,
         result: *mut napi_value,
     ) -> napi_status;
     pub fn napi_create_string_utf8(env: napi_env, s: *const c_char, len: usize, result: *mut napi_value) -> napi_status;

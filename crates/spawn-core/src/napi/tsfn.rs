@@ -4,7 +4,8 @@
 //! Choices made explicit: the callback is not error-first; the function keeps the event loop
 //! alive (a running child keeps Node running, as with child_process) until the exit event has
 //! been queued and the function released; the queue is unbounded in count because the reader
-//! bounds it in bytes per stream (`INFLIGHT_MAX`) and never blocks on it.
+//! bounds it in bytes per stream (`INFLIGHT_MAX`) and never blocks on it. An output chunk
+//! becomes a Buffer over the reader's own allocation (no copy on the JS thread).
 
 use std::ffi::c_void;
 use std::ptr;
@@ -130,7 +131,7 @@ impl EventSink for TsfnSink {
 
 unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut c_void, data: *mut c_void) {
     // SAFETY: `data` is the Box<Event> leaked by `send`, delivered exactly once.
-    let event = unsafe { Box::from_raw(data as *mut Event) };
+    let mut event = unsafe { Box::from_raw(data as *mut Event) };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if env.is_null() || callback.is_null() {
             // Teardown: free the payload and return.
@@ -141,7 +142,7 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
             Event::Data { kind, chunk, handle } => Some((handle.clone(), kind.index(), chunk.len())),
             _ => None,
         };
-        if let Ok(obj) = build(env, &event) {
+        if let Ok(obj) = build(env, &mut event) {
             let mut result = ptr::null_mut();
             if let Ok(undefined) = env.undefined() {
                 // SAFETY: all values belong to `env`. A throwing callback leaves an exception
@@ -155,7 +156,7 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
     }));
 }
 
-fn build(env: Env, event: &Event) -> JsResult<napi_value> {
+fn build(env: Env, event: &mut Event) -> JsResult<napi_value> {
     let obj = env.create_object()?;
     match event {
         Event::Data { kind, chunk, .. } => {
@@ -166,7 +167,7 @@ fn build(env: Env, event: &Event) -> JsResult<napi_value> {
                 StreamKind::Pty => "pty",
             };
             env.set(obj, c"stream", env.create_string(stream)?)?;
-            env.set(obj, c"chunk", env.buffer_copy(chunk)?)?;
+            env.set(obj, c"chunk", env.buffer_from_vec(std::mem::take(chunk))?)?;
         }
         Event::StdinWritten(bytes) => {
             env.set(obj, c"type", env.create_string("stdin-written")?)?;

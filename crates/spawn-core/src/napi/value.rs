@@ -276,6 +276,37 @@ impl Env {
         Ok(v)
     }
 
+    /// A Buffer over `bytes` without copying: the Vec is freed when the Buffer is collected.
+    /// Where the runtime refuses external buffers, the bytes are copied instead.
+    pub fn buffer_from_vec(self, bytes: Vec<u8>) -> JsResult<napi_value> {
+        unsafe extern "C" fn finalize(_env: napi_env, _data: *mut c_void, hint: *mut c_void) {
+            let _ = std::panic::catch_unwind(|| {
+                // SAFETY: `hint` is the Box<Vec<u8>> leaked by buffer_from_vec, finalized once.
+                drop(unsafe { Box::from_raw(hint as *mut Vec<u8>) });
+            });
+        }
+        if bytes.is_empty() {
+            return self.buffer_copy(&[]);
+        }
+        let mut boxed = Box::new(bytes);
+        let (data, len) = (boxed.as_mut_ptr(), boxed.len());
+        let raw = Box::into_raw(boxed);
+        let mut v = ptr::null_mut();
+        // SAFETY: `data` points into the Vec owned by `raw`, which stays alive (and unmoved: the
+        // Vec's heap block does not move when the Box is leaked) until the finalizer frees it.
+        let status = unsafe { napi_create_external_buffer(self.0, len, data.cast(), finalize, raw.cast(), &mut v) };
+        if status == NAPI_OK {
+            return Ok(v);
+        }
+        // SAFETY: Node did not take ownership; reclaim the box.
+        let bytes = unsafe { Box::from_raw(raw) };
+        if status == NAPI_NO_EXTERNAL_BUFFERS_ALLOWED {
+            return self.buffer_copy(&bytes);
+        }
+        check(status, "napi_create_external_buffer")?;
+        Ok(v)
+    }
+
     pub fn function(self, name: &CStr, cb: napi_callback) -> JsResult<napi_value> {
         let mut v = ptr::null_mut();
         // SAFETY: `name` is NUL-terminated; `cb` is a valid callback for the env's lifetime.

@@ -1,0 +1,33 @@
+// Summary statistics for bench samples: medians with min–max for rates, percentiles for latencies.
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+export const stats = (xs) => ({ samples: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+/** The nearest-rank percentile (p in 0..100). */
+export function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** Latency summary in ms; the raw samples are kept only as counts to keep the JSON readable. */
+export const latency = (xs) => ({
+  n: xs.length,
+  p50: +percentile(xs, 50).toFixed(3),
+  p90: +percentile(xs, 90).toFixed(3),
+  p99: +percentile(xs, 99).toFixed(3),
+  max: +Math.max(...xs).toFixed(3),
+});
+
+/** Runs every implementation once per round, in the same order (A B A B …). */
+export async function interleave(impls, rounds, measure) {
+  const samples = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of Object.entries(impls)) samples[name].push(await measure(fn, name));
+  }
+  return samples;
+}
