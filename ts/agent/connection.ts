@@ -16,6 +16,7 @@ import {
   canReceiveCoreError,
   decodeEnvelope,
   decodePayload,
+  encodeDataFrame,
   encodeMessage,
   lookupMessageType,
   toCoreError,
@@ -107,14 +108,22 @@ export class Connection implements ExecOwner {
     if (message.type !== 'pong' && message.type !== 'touched' && message.type !== 'error') {
       this.#host.meter.recordGuestMessage();
     }
-    let frame: Buffer;
     try {
-      frame = encodeMessage(id, message);
+      if (message.type === 'execStdout' || message.type === 'execStderr' || message.type === 'tcpData') {
+        // Bulk output: header and chunk go out in one writev, the chunk never copied. (Not
+        // fsData: a read stream reuses its buffer as soon as send() returns.)
+        const [head, data] = encodeDataFrame(id, message.type, message.payload.data);
+        this.#stream.cork();
+        this.#stream.write(head);
+        this.#stream.write(data);
+        this.#stream.uncork();
+      } else {
+        this.#stream.write(encodeMessage(id, message));
+      }
     } catch (err) {
       this.#host.log.error('cannot encode a frame', { type: info.wire, id, error: (err as Error).message });
       return;
     }
-    this.#stream.write(frame);
     if (!this.#pressured && this.#stream.writableLength > OUTPUT_HIGH_WATER) {
       this.#pressured = true;
       for (const s of this.#sessions.values()) s.setPaused(true);
