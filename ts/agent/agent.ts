@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { defaultAddress, formatAddress, type Address } from '../transport/address.js';
 import { listenSocket, type SocketServer } from '../transport/socket-server.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { SCRIPTS_DIR, type ExecDefaults } from './exec-request.js';
+import { SCRIPTS_DIR, environmentEntries, type ExecDefaults } from './exec-request.js';
 import { SlotAllocator, encodeHandshakePrefix } from './id-ranges.js';
 import { HandleTable } from '../fs/handle-table.js';
 import { buildReadyFrame, markBoot, type ReadyTimes } from './ready.js';
@@ -90,6 +90,7 @@ export class Agent implements ConnectionHost {
       drainMs: opts.drainMs ?? 100,
       graceMs: opts.graceMs ?? 5000,
       scriptsDir: SCRIPTS_DIR,
+      baseEnv: environmentEntries(),
     };
     const hb =
       opts.heartbeatFile !== undefined

@@ -25,6 +25,16 @@ export interface ExecDefaults {
   graceMs: number;
   /** The PATH prefix directory, used only if it exists. */
   scriptsDir: string;
+  /**
+   * The agent's environment, taken once at start: enumerating `process.env` costs tens of µs on
+   * every exec, and a daemon's environment does not change. Absent: `process.env` each time.
+   */
+  baseEnv?: readonly (readonly [string, string])[];
+}
+
+/** `process.env` as entries, for ExecDefaults.baseEnv. */
+export function environmentEntries(env: NodeJS.ProcessEnv = process.env): [string, string][] {
+  return Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
 }
 
 function badArgs(req: ExecRequest, detail: string): SpawnError {
@@ -44,9 +54,8 @@ function withScripts(path: string, scriptsDir: string): string {
 }
 
 /** The normalized spawn of a request, or the SpawnError to answer with `core.exec.failed`. */
-export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv: NodeJS.ProcessEnv = process.env): NormalizedOptions | SpawnError {
-  const env = new Map<string, string>();
-  for (const [k, v] of Object.entries(agentEnv)) if (v !== undefined) env.set(k, v);
+export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv?: NodeJS.ProcessEnv): NormalizedOptions | SpawnError {
+  const env = new Map<string, string>(agentEnv !== undefined ? environmentEntries(agentEnv) : (defaults.baseEnv ?? environmentEntries()));
   let requestSetsHome = false;
   for (const entry of req.env) {
     const eq = entry.indexOf('=');
