@@ -91,6 +91,11 @@ export function mergeEnv(
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
+function hasNul(list: readonly string[]): boolean {
+  for (const s of list) if (s.includes('\0')) return true;
+  return false;
+}
+
 /** True when the caller's own overrides set HOME. */
 function setsHome(overrides: SpawnSessionOptions['env']): boolean {
   if (Array.isArray(overrides)) return overrides.some((e) => typeof e === 'string' && e.startsWith('HOME='));
@@ -110,7 +115,12 @@ export interface NormalizedOptions {
  * Checks options. Programming errors throw TypeError/RangeError (MSB_ERR_INVALID_OPTION); a NUL
  * byte in a string that reaches the child is returned as a `bad_args` SpawnError.
  */
-export function normalizeOptions(o: SpawnSessionOptions, homeDefault: 'user' | 'user-or-root' = 'user'): NormalizedOptions | SpawnError {
+export function normalizeOptions(
+  o: SpawnSessionOptions,
+  homeDefault: 'user' | 'user-or-root' = 'user',
+  /** Internal: `o.env` is already a list of `K=V` strings with distinct keys (the agent's). */
+  envReady = false,
+): NormalizedOptions | SpawnError {
   if (typeof o !== 'object' || o === null) throw invalidOption('type', 'options must be an object');
   if (typeof o.cmd !== 'string' || o.cmd === '') throw invalidOption('type', 'cmd must be a non-empty string');
   const args = o.args ?? [];
@@ -131,7 +141,7 @@ export function normalizeOptions(o: SpawnSessionOptions, homeDefault: 'user' | '
   const timeoutMs = o.timeoutMs === undefined ? null : checkInt('timeoutMs', o.timeoutMs, 0, 2 ** 31 - 1);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidOption('type', 'signal must be an AbortSignal');
   const inheritEnv = o.inheritEnv ?? true;
-  let env = mergeEnv(inheritEnv ? process.env : null, o.env);
+  let env = envReady && !inheritEnv && Array.isArray(o.env) ? (o.env as string[]) : mergeEnv(inheritEnv ? process.env : null, o.env);
   if (o.user !== undefined && !setsHome(o.env)) {
     // With a user, HOME defaults to that user's home: the caller's inherited HOME must not win.
     env = env.filter((e) => !e.startsWith('HOME='));
@@ -143,7 +153,7 @@ export function normalizeOptions(o: SpawnSessionOptions, homeDefault: 'user' | '
   });
 
   const spawnargs = [o.cmd, ...args];
-  const withNul = [...spawnargs, ...env, o.cwd ?? '', o.user ?? ''].some((s) => s.includes('\0'));
+  const withNul = hasNul(spawnargs) || hasNul(env) || (o.cwd ?? '').includes('\0') || (o.user ?? '').includes('\0');
   if (withNul) {
     return spawnFailure(o.cmd, spawnargs, {
       kind: 'bad_args',

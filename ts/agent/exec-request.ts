@@ -53,22 +53,48 @@ function withScripts(path: string, scriptsDir: string): string {
   return path.split(':').includes(scriptsDir) ? path : `${scriptsDir}:${path}`;
 }
 
-/** The normalized spawn of a request, or the SpawnError to answer with `core.exec.failed`. */
-export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv?: NodeJS.ProcessEnv): NormalizedOptions | SpawnError {
-  const env = new Map<string, string>(agentEnv !== undefined ? environmentEntries(agentEnv) : (defaults.baseEnv ?? environmentEntries()));
+/** The agent's environment without HOME, as `K=V` strings, kept per ExecDefaults. */
+const baseEntriesCache = new WeakMap<readonly (readonly [string, string])[], string[]>();
+
+function baseEntries(base: readonly (readonly [string, string])[]): string[] {
+  let entries = baseEntriesCache.get(base);
+  if (entries === undefined) {
+    entries = base.filter(([k]) => k !== 'HOME').map(([k, v]) => `${k}=${v}`);
+    baseEntriesCache.set(base, entries);
+  }
+  return entries;
+}
+
+/**
+ * The child's environment as `K=V` strings with distinct keys, or the bad entry. The common
+ * request (no entries) reuses the agent's prepared list instead of rebuilding it: this runs on
+ * every exec's critical path.
+ */
+function execEnvironment(req: ExecRequest, defaults: ExecDefaults, agentEnv?: NodeJS.ProcessEnv): string[] | string {
+  const base = agentEnv !== undefined ? environmentEntries(agentEnv) : (defaults.baseEnv ?? environmentEntries());
+  const scripts = existsSync(defaults.scriptsDir);
+  if (req.env.length === 0 && !scripts) return baseEntries(base);
+  const env = new Map<string, string>(base);
   let requestSetsHome = false;
   for (const entry of req.env) {
     const eq = entry.indexOf('=');
-    if (eq <= 0) return badArgs(req, `env entry ${JSON.stringify(entry)} is not KEY=VALUE`);
+    if (eq <= 0) return entry;
     const key = entry.slice(0, eq);
     if (key === 'HOME') requestSetsHome = true;
     env.set(key, entry.slice(eq + 1));
   }
   // HOME follows the user (or root without one) unless the request set it (PROTOCOL §5.1).
   if (!requestSetsHome) env.delete('HOME');
-  if (existsSync(defaults.scriptsDir)) {
+  if (scripts) {
     env.set('PATH', withScripts(env.get('PATH') ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', defaults.scriptsDir));
   }
+  return Array.from(env, ([k, v]) => `${k}=${v}`);
+}
+
+/** The normalized spawn of a request, or the SpawnError to answer with `core.exec.failed`. */
+export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv?: NodeJS.ProcessEnv): NormalizedOptions | SpawnError {
+  const env = execEnvironment(req, defaults, agentEnv);
+  if (typeof env === 'string') return badArgs(req, `env entry ${JSON.stringify(env)} is not KEY=VALUE`);
   const user = req.user?.trim() ? req.user : (defaults.user ?? undefined);
   const rlimits = req.rlimits
     .filter((r) => rlimitResource(r.resource) !== undefined)
@@ -78,7 +104,7 @@ export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv?:
       {
         cmd: req.cmd,
         args: req.args,
-        env: [...env].map(([k, v]) => `${k}=${v}`),
+        env,
         inheritEnv: false,
         cwd: req.cwd ?? defaults.cwd ?? undefined,
         user,
@@ -92,6 +118,7 @@ export function prepareExec(req: ExecRequest, defaults: ExecDefaults, agentEnv?:
         afterExit: defaults.afterExit,
       },
       'user-or-root',
+      true,
     );
   } catch (err) {
     if ((err as { code?: unknown }).code === 'MSB_ERR_INVALID_OPTION') return badArgs(req, (err as Error).message);

@@ -128,7 +128,8 @@ export class ExecInput extends Writable {
   /** The session is over: nothing more is sent; a waiting write fails with EPIPE. */
   sessionEnded(): void {
     this.#sessionEnded = true;
-    this.#failWaiting(stdinClosedError());
+    // Only a waiting write needs the error; building one (its stack) costs ~15 us per exec.
+    if (this.#waiting !== null) this.#failWaiting(stdinClosedError());
     if (!this.destroyed) this.destroy();
   }
 

@@ -57,8 +57,20 @@ const LONE_SURROGATES = /\p{Cs}/gu;
  *   outside an object, or an object that is not a plain object.
  */
 export function encodeCbor(value: CborValue): Buffer {
-  return encoder.encode(normalize(value, '$'));
+  let normalized: unknown;
+  try {
+    // The fast pass builds no path strings; only a refused value is walked again to name where.
+    normalized = normalize(value, null);
+  } catch (err) {
+    if (err !== REFUSED) throw err;
+    normalize(value, '$');
+    throw err;
+  }
+  return encoder.encode(normalized);
 }
+
+/** Thrown by the path-less pass; never escapes encodeCbor. */
+const REFUSED = new Error('refused');
 
 /**
  * Decode the first CBOR item of `bytes`; trailing bytes are ignored, as upstream does.
@@ -71,7 +83,8 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   return parseCbor(bytes).value;
 }
 
-function normalize(value: unknown, path: string): unknown {
+/** `path` is null in the fast pass (a refusal then throws REFUSED), else the value's location. */
+function normalize(value: unknown, path: string | null): unknown {
   switch (typeof value) {
     case 'boolean':
       return value;
@@ -90,30 +103,31 @@ function normalize(value: unknown, path: string): unknown {
       if (value instanceof Uint8Array) {
         return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.length);
       }
-      if (Array.isArray(value)) return value.map((item, i) => normalize(item, `${path}[${i}]`));
+      if (Array.isArray(value)) return value.map((item, i) => normalize(item, path === null ? null : `${path}[${i}]`));
       return normalizeObject(value, path);
     default:
       return refuse(path, `${typeof value} cannot be encoded`);
   }
 }
 
-function normalizeObject(value: object, path: string): Record<string, unknown> {
+function normalizeObject(value: object, path: string | null): Record<string, unknown> {
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) refuse(path, 'only plain objects can be encoded as maps');
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const item = (value as Record<string, unknown>)[key];
     if (item === undefined) continue;
     const safeKey = normalize(key, path) as string;
-    Object.defineProperty(out, safeKey, {
-      value: normalize(item, `${path}.${key}`),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    const safeItem = normalize(item, path === null ? null : `${path}.${key}`);
+    // A key named __proto__ must become an own property, not the prototype.
+    if (safeKey === '__proto__') Object.defineProperty(out, safeKey, { value: safeItem, enumerable: true, writable: true, configurable: true });
+    else out[safeKey] = safeItem;
   }
   return out;
 }
 
-function refuse(path: string, why: string): never {
+function refuse(path: string | null, why: string): never {
+  if (path === null) throw REFUSED;
   throw new ProtocolError('MSB_ERR_BAD_CBOR', `cannot encode ${path}: ${why}`);
 }
