@@ -13,6 +13,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 
 import { AgentClient, type ClientExec } from '../../ts/client/index.js';
 import { OUTPUT_HIGH_WATER_MARK } from '../../ts/client/client-streams.js';
+import { READ_BUFFER_SIZE, connectBulkSocket } from '../../ts/client/bulk-socket.js';
 import { startFakeAgent, type FakePeer } from '../fixtures/client-fake-agent.js';
 
 const FRAME_DATA = 64 * 1024;
@@ -20,9 +21,14 @@ const TOTAL = 64 * 1024 * 1024;
 /** What the client may hold: stdout's buffer, one socket chunk pushed past it, the socket's own buffer, a partial frame. */
 const CLIENT_BOUND = 2 * 1024 * 1024;
 
-async function setup(t: Test): Promise<{ client: AgentClient; peer: FakePeer; socket: Socket; exec: ClientExec; id: number }> {
+/** How the client's socket is made: a plain net socket, or the one AgentClient.connect() uses. */
+type SocketKind = 'net.connect' | 'bulk socket';
+/** The most one socket read hands over: net's 64 KiB allocation, or the bulk socket's buffer. */
+const SOCKET_CHUNK: Record<SocketKind, number> = { 'net.connect': 64 * 1024, 'bulk socket': READ_BUFFER_SIZE };
+
+async function setup(t: Test, kind: SocketKind = 'net.connect'): Promise<{ client: AgentClient; peer: FakePeer; socket: Socket; exec: ClientExec; id: number }> {
   const agent = await startFakeAgent();
-  const socket = netConnect(agent.path);
+  const socket = kind === 'net.connect' ? netConnect(agent.path) : connectBulkSocket({ kind: 'unix', path: agent.path });
   const client = await AgentClient.fromStream(socket, { handshake: true });
   const peer = await agent.accept();
   t.teardown(async () => {
@@ -75,8 +81,9 @@ async function quiescent(probe: () => string): Promise<void> {
   throw new Error('never quiescent');
 }
 
-t.test('a paused stdout stops the client reading; the agent backs up; bounded; then all bytes arrive', async (t) => {
-  const { peer, socket, exec, id } = await setup(t);
+for (const kind of ['net.connect', 'bulk socket'] as const)
+t.test(`${kind}: a paused stdout stops the client reading; the agent backs up; bounded; then all bytes arrive`, async (t) => {
+  const { peer, socket, exec, id } = await setup(t, kind);
   exec.stdout.pause(); // a consumer that stopped reading
   exec.stderr!.resume();
   const agentSide = pump(peer, id);
@@ -86,7 +93,7 @@ t.test('a paused stdout stops the client reading; the agent backs up; bounded; t
   t.ok(peer.socket.writableLength > 0, `the agent's socket write buffer filled (${peer.socket.writableLength} bytes queued)`);
   t.equal(socket.isPaused(), true, 'the client stopped reading its socket');
   t.ok(
-    exec.stdout.readableLength >= OUTPUT_HIGH_WATER_MARK && exec.stdout.readableLength <= OUTPUT_HIGH_WATER_MARK + 2 * FRAME_DATA,
+    exec.stdout.readableLength >= OUTPUT_HIGH_WATER_MARK && exec.stdout.readableLength <= OUTPUT_HIGH_WATER_MARK + SOCKET_CHUNK[kind] + FRAME_DATA,
     `stdout holds its high-water mark and at most a socket chunk more (${exec.stdout.readableLength})`,
   );
   t.ok(socket.bytesRead <= CLIENT_BOUND, `the client took ${socket.bytesRead} bytes of ${TOTAL} from the kernel`);
@@ -102,11 +109,12 @@ t.test('a paused stdout stops the client reading; the agent backs up; bounded; t
   t.same(await exec.exited, { code: 0, signal: null, reason: 'exited' });
   await agentSide.done;
   t.equal(hash.digest('hex'), expectedDigest(), 'every byte, in order');
-  t.ok(maxBuffered <= OUTPUT_HIGH_WATER_MARK + 2 * FRAME_DATA, `while flowing, buffered at most ${maxBuffered}`);
+  t.ok(maxBuffered <= OUTPUT_HIGH_WATER_MARK + SOCKET_CHUNK[kind] + FRAME_DATA, `while flowing, buffered at most ${maxBuffered}`);
 });
 
-t.test('a consumer reading slowly keeps the client bounded all along', async (t) => {
-  const { peer, socket, exec, id } = await setup(t);
+for (const kind of ['net.connect', 'bulk socket'] as const)
+t.test(`${kind}: a consumer reading slowly keeps the client bounded all along`, async (t) => {
+  const { peer, socket, exec, id } = await setup(t, kind);
   exec.stderr!.resume();
   const agentSide = pump(peer, id);
   const hash = createHash('sha256');

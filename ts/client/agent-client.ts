@@ -3,7 +3,7 @@
  * promise-based requests and exec sessions shaped like spawnSession()'s.
  */
 
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 
@@ -36,6 +36,7 @@ import {
 } from './remote-file.js';
 import { toExecRequest, type ClientExecOptions } from './exec-payloads.js';
 import { ClientConnection } from './connection.js';
+import { connectBulkSocket } from './bulk-socket.js';
 import { readHandshake, type HandshakeResult } from './handshake.js';
 
 /** How long connect() and fromStream() wait for the handshake by default. */
@@ -401,7 +402,7 @@ function checkTimeout(ms: number | undefined): number {
 /** Connects the socket; a failure says where the agent was expected and carries the errno error. */
 function openSocket(address: Address, peer: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
+    const socket = connectBulkSocket(address);
     const finish = (err: Error | null): void => {
       clearTimeout(timer);
       socket.off('connect', onConnect);
