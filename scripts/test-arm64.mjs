@@ -186,8 +186,9 @@ function session(mode, script) {
       file: 'sh', args: ['-c', script], env: ['PATH=/usr/bin:/bin', 'TERM=dumb'], cwd: null, mode,
       rows: 24, cols: 80, user: null, stdin: 'pipe', rlimits: [], restricted: false,
       homeDefault: 'user', drainMs: 100, afterDrain: 'detach',
-    }, (ev) => {
-      if (ev.type === 'data') chunks.push(Buffer.from(ev.chunk));
+    }, (ev, chunk) => {
+      // Output comes as (stream code, Buffer); every other event as one object.
+      if (typeof ev === 'number') chunks.push(Buffer.from(chunk));
       else if (ev.type === 'exit') { exit = { code: ev.code, signal: ev.signal }; done(); }
     });
     if (!r.handle) return reject(new Error('spawn failed: ' + JSON.stringify(r)));

@@ -51,7 +51,7 @@ t.test('spawn returns {pid, handle} with pid a positive integer and handle an Ex
         afterDrain: 'detach',
       },
       (e) => {
-        if (e.type === 'exit') {
+        if (typeof e !== 'number' && e.type === 'exit') {
           exited = e;
           resolve();
         }
@@ -63,6 +63,42 @@ t.test('spawn returns {pid, handle} with pid a positive integer and handle an Ex
   });
   await done;
   t.same(exited, { type: 'exit', code: 0, signal: null });
+});
+
+t.test('the addon calls back with output as (stream code, Buffer) and every other event as one object', async (t) => {
+  const b = native();
+  const calls: unknown[][] = [];
+  await new Promise<void>((resolve) => {
+    b.spawn(
+      {
+        file: 'sh',
+        args: ['-c', 'printf out; printf err >&2'],
+        env: ['PATH=/usr/bin:/bin'],
+        cwd: null,
+        mode: 'pipes',
+        rows: 24,
+        cols: 80,
+        user: null,
+        stdin: 'null',
+        rlimits: [],
+        restricted: false,
+        homeDefault: 'user',
+        drainMs: 100,
+        afterDrain: 'detach',
+      },
+      (...args) => {
+        calls.push(args);
+        if (typeof args[0] === 'object' && args[0].type === 'exit') resolve();
+      },
+    );
+  });
+  const output = calls.filter((c) => typeof c[0] === 'number').map(([code, chunk]) => [code, (chunk as Buffer).toString()]);
+  t.same(output.sort(), [
+    [0, 'out'],
+    [1, 'err'],
+  ]);
+  t.ok(calls.every((c) => typeof c[0] !== 'number' || Buffer.isBuffer(c[1])), 'each chunk is a Buffer');
+  t.same(calls.at(-1), [{ type: 'exit', code: 0, signal: null }, undefined], 'the exit comes last, as an object');
 });
 
 t.test('wrong argument types throw TypeError with MSB_ERR_INVALID_OPTION', async (t) => {

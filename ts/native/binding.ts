@@ -43,6 +43,13 @@ export type NativeEvent =
   | { type: 'stdin-error'; errno: number; errnoName: string }
   | { type: 'exit'; code: number | null; signal: number | null };
 
+/**
+ * What the addon calls: output as `(stream code, chunk)` (0 stdout, 1 stderr, 2 pty: no object
+ * built per chunk in native code), every other event as one object. `toNativeEvents` adapts.
+ */
+export type RawEventCallback = (event: NativeEvent | NativeStreamCode, chunk?: Buffer) => void;
+export type NativeStreamCode = 0 | 1 | 2;
+
 export interface NativeSpawnFailure {
   kind: string;
   stage: string;
@@ -61,7 +68,7 @@ export interface NativeSpawned {
 export type NativeStreamIndex = 0 | 1;
 
 export interface NativeBinding {
-  spawn(options: NativeSpawnOptions, onEvent: (event: NativeEvent) => void): NativeSpawned | NativeSpawnFailure;
+  spawn(options: NativeSpawnOptions, onEvent: RawEventCallback): NativeSpawned | NativeSpawnFailure;
   /** Queues bytes for stdin; false when stdin is closed or failed. Never blocks. */
   write(handle: NativeHandle, data: Buffer): boolean;
   /** EOF after queued bytes: pipes close, a PTY gets VEOF. */
@@ -86,11 +93,11 @@ export interface NativeBinding {
    * `data` events (stream 'stdout'), `write` queues output, and the stream's end (EOF, hang-up)
    * is an `exit` event with code and signal null. Use the other functions with the handle.
    */
-  openDevice(path: string, onEvent: (event: NativeEvent) => void): { handle: NativeHandle };
+  openDevice(path: string, onEvent: RawEventCallback): { handle: NativeHandle };
   /** As openDevice, for an open descriptor whose ownership passes to the addon. */
-  adoptFd(fd: number, onEvent: (event: NativeEvent) => void): { handle: NativeHandle };
+  adoptFd(fd: number, onEvent: RawEventCallback): { handle: NativeHandle };
   /** Listens on AF_VSOCK `port`; each accepted connection's fd arrives as a `connection` event. */
-  vsockListen(port: number, onEvent: (event: NativeEvent) => void): void;
+  vsockListen(port: number, onEvent: RawEventCallback): void;
   /** The C library's text for a positive errno ("Exec format error"). */
   strerror(errno: number): string;
 }

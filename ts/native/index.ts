@@ -13,6 +13,7 @@ import type {
   NativeSpawnFailure,
   NativeSpawnOptions,
   NativeStreamIndex,
+  RawEventCallback,
 } from './binding.js';
 import { loadNative } from './load.js';
 
@@ -111,11 +112,21 @@ export function spawnNative(
       });
     }
   };
-  const result = guard(() => b.spawn(options, guarded));
+  const result = guard(() => b.spawn(options, toNativeEvents(guarded)));
   if (isFailure(result)) {
     throw spawnFailure(options.file, [options.file, ...options.args], { ...result, kind: toKind(result.kind) });
   }
   return new NativeProcess(b, result.pid, result.handle);
+}
+
+const STREAM_NAMES = ['stdout', 'stderr', 'pty'] as const;
+
+/** The addon's calling convention (output as two arguments) turned back into NativeEvents. */
+export function toNativeEvents(onEvent: (event: NativeEvent) => void): RawEventCallback {
+  return (event, chunk) => {
+    if (typeof event === 'number') onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: chunk as Buffer });
+    else onEvent(event);
+  };
 }
 
 /** Signal number of a name or number; throws for unknown names. */
@@ -173,18 +184,18 @@ function streamOf(b: NativeBinding, handle: NativeHandle): NativeStream {
 /** Opens a character device as a native stream (raw mode for terminals). */
 export function openDeviceStream(path: string, onEvent: (event: NativeEvent) => void): NativeStream {
   const b = native();
-  return streamOf(b, guard(() => b.openDevice(path, onEvent)).handle);
+  return streamOf(b, guard(() => b.openDevice(path, toNativeEvents(onEvent))).handle);
 }
 
 /** Takes ownership of `fd` as a native stream. */
 export function adoptFdStream(fd: number, onEvent: (event: NativeEvent) => void): NativeStream {
   const b = native();
-  return streamOf(b, guard(() => b.adoptFd(fd, onEvent)).handle);
+  return streamOf(b, guard(() => b.adoptFd(fd, toNativeEvents(onEvent))).handle);
 }
 
 /** Listens on AF_VSOCK `port`; `onEvent` gets `connection` (an fd to adopt) or `listener-error`. */
 export function listenVsock(port: number, onEvent: (event: NativeEvent) => void): void {
-  guard(() => native().vsockListen(port, onEvent));
+  guard(() => native().vsockListen(port, toNativeEvents(onEvent)));
 }
 
 /** strerror(3) text for a positive errno. */

@@ -142,12 +142,25 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
             Event::Data { kind, chunk, handle } => Some((handle.clone(), kind.index(), chunk.len())),
             _ => None,
         };
-        if let Ok(obj) = build(env, &mut event) {
+        let args = match &mut *event {
+            // Output, the hot event, is two arguments (stream code, Buffer): no object and no
+            // property names to build per chunk. The JS side turns it into a NativeEvent.
+            Event::Data { kind, chunk, .. } => {
+                let code = match kind {
+                    StreamKind::Stdout => 0,
+                    StreamKind::Stderr => 1,
+                    StreamKind::Pty => 2,
+                };
+                env.create_i32(code).and_then(|c| Ok([c, env.buffer_from_vec(std::mem::take(chunk))?]))
+            }
+            other => build(env, other).and_then(|obj| Ok([obj, env.undefined()?])),
+        };
+        if let Ok(args) = args {
             let mut result = ptr::null_mut();
             if let Ok(undefined) = env.undefined() {
                 // SAFETY: all values belong to `env`. A throwing callback leaves an exception
                 // pending, which Node reports once we return.
-                unsafe { napi_call_function(env.0, undefined, callback, 1, &obj, &mut result) };
+                unsafe { napi_call_function(env.0, undefined, callback, 2, args.as_ptr(), &mut result) };
             }
         }
         if let Some((handle, idx, len)) = credit {
@@ -159,16 +172,8 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
 fn build(env: Env, event: &mut Event) -> JsResult<napi_value> {
     let obj = env.create_object()?;
     match event {
-        Event::Data { kind, chunk, .. } => {
-            env.set(obj, c"type", env.create_string("data")?)?;
-            let stream = match kind {
-                StreamKind::Stdout => "stdout",
-                StreamKind::Stderr => "stderr",
-                StreamKind::Pty => "pty",
-            };
-            env.set(obj, c"stream", env.create_string(stream)?)?;
-            env.set(obj, c"chunk", env.buffer_from_vec(std::mem::take(chunk))?)?;
-        }
+        // Delivered as arguments by call_js.
+        Event::Data { .. } => {}
         Event::StdinWritten(bytes) => {
             env.set(obj, c"type", env.create_string("stdin-written")?)?;
             env.set(obj, c"bytes", env.create_f64(*bytes as f64)?)?;
