@@ -121,7 +121,7 @@ export async function runAgentCases({ select, rounds, pipeBytes, sessions, stall
     try {
       const client = await agent.connect();
       const impls = { 'AgentClient ← msb-agentd (unix socket)': () => agentStream(client, pipeBytes), 'spawnSession pipes in-process': () => localStream(pipeBytes) };
-      const samples = await interleave(impls, rounds, (fn) => fn());
+      const samples = await interleave(impls, rounds, (fn) => fn(), { warmup: 1 });
       await client.close();
       const group = `Agent streaming (${pipeBytes / 1e6} MB stdout through the protocol)`;
       const g = {};

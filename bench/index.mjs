@@ -93,29 +93,47 @@ function compileC() {
 // Every reader returns { bytes, ms } where ms runs from just before the spawn call to the moment
 // both the exit is known and the last byte has arrived.
 
+/** A C reference run; the pipe reader also reports its own and its child's CPU time. */
 async function cRun(bin, n) {
   const out = execFileSync(bin, [String(n)], { encoding: 'utf8' });
-  const [bytes, ns] = out.trim().split(/\s+/).map(Number);
-  return { bytes, ms: ns / 1e6 };
+  const [bytes, ns, selfNs, childNs] = out.trim().split(/\s+/).map(Number);
+  return { bytes, ms: ns / 1e6, ...(selfNs === undefined ? {} : { cpuMs: selfNs / 1e6, childCpuMs: childNs / 1e6 }) };
+}
+
+/**
+ * CPU time of this process (all threads) and of its reaped children, for the CPU-per-GB rows.
+ * Children's time comes from /proc/self/stat in clock ticks (10 ms), fine for runs of ~0.5 s.
+ */
+function cpuNow() {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  const u = process.cpuUsage();
+  return { self: (u.user + u.system) / 1000, children: (Number(f[13]) + Number(f[14])) * 10 };
+}
+
+function withCpu(run, before) {
+  const after = cpuNow();
+  return { ...run, cpuMs: after.self - before.self, childCpuMs: after.children - before.children };
 }
 
 async function sessionRun(n, tty) {
+  const cpu = cpuNow();
   const t0 = performance.now();
   const s = await spawnSession({ cmd: 'head', args: HEAD_ARGS(n), tty, stdin: tty ? undefined : 'ignore' });
   let bytes = 0;
   s.stdout.on('data', (c) => (bytes += c.length));
   s.stderr?.resume();
   await s.exited;
-  return { bytes, ms: performance.now() - t0 };
+  return withCpu({ bytes, ms: performance.now() - t0 }, cpu);
 }
 
 async function childProcessRun(n) {
+  const cpu = cpuNow();
   const t0 = performance.now();
   const c = spawn('head', HEAD_ARGS(n), { stdio: ['ignore', 'pipe', 'ignore'] });
   let bytes = 0;
   c.stdout.on('data', (d) => (bytes += d.length));
   await once(c, 'close');
-  return { bytes, ms: performance.now() - t0 };
+  return withCpu({ bytes, ms: performance.now() - t0 }, cpu);
 }
 
 // node-pty has no "all output delivered" signal: onExit may come before the last data (that is
@@ -185,11 +203,30 @@ function addThroughput(group, samples, refName) {
   for (const [impl, runs] of Object.entries(samples)) {
     const mbps = runs.map((r) => r.bytes / 1e6 / (r.ms / 1000));
     g[impl] = { MBps: stats(mbps), bytes: runs.map((r) => r.bytes), ms: runs.map((r) => r.ms) };
+    if (runs.every((r) => r.cpuMs !== undefined)) {
+      const perGB = (ms, r) => (ms * 1e9) / r.bytes;
+      g[impl].cpuMsPerGB = stats(runs.map((r) => perGB(r.cpuMs, r)));
+      g[impl].childCpuMsPerGB = stats(runs.map((r) => perGB(r.childCpuMs, r)));
+      g[impl].coresBusy = stats(runs.map((r) => (r.cpuMs + r.childCpuMs) / r.ms));
+    }
   }
   const ref = g[refName].MBps.median;
   for (const [impl, v] of Object.entries(g)) {
     v.ratioToC = v.MBps.median / ref;
     rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: `${v.ratioToC.toFixed(2)}× C` });
+  }
+  // Where CPU was measured: the reader's process and the writer (`head`) per GB, and how many
+  // of the machine's cores the pair kept busy (median over runs).
+  for (const [impl, v] of Object.entries(g)) {
+    if (!v.cpuMsPerGB) continue;
+    rows.push({
+      group: `${group}: CPU`,
+      impl,
+      value: `${v.cpuMsPerGB.median.toFixed(0)} + ${v.childCpuMsPerGB.median.toFixed(0)}`,
+      unit: 'ms CPU per GB (reader + head)',
+      range: `${v.coresBusy.median.toFixed(2)} of ${os.availableParallelism()} cores busy`,
+      ratio: '',
+    });
   }
   result.cases[group] = g;
   return g;
@@ -200,7 +237,7 @@ if (CASES.has('pty')) {
   const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], PTY_BYTES), 'spawnSession tty': () => sessionRun(PTY_BYTES, true) };
   if (nodePty) impls['node-pty'] = () => nodePtyRun(nodePty, PTY_BYTES);
   if (lydellPty) impls['@lydell/node-pty'] = () => nodePtyRun(lydellPty, PTY_BYTES);
-  const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn()), 'C reference (openpty)');
+  const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 }), 'C reference (openpty)');
   const s = g['spawnSession tty'];
   target('PTY throughput spawnSession ≥ 0.9 × C', +s.ratioToC.toFixed(3), 0.9, s.ratioToC >= 0.9);
   const short = Object.entries(g).filter(([, v]) => v.bytes.some((b) => b !== PTY_BYTES)).map(([k]) => k);
@@ -242,7 +279,7 @@ if (CASES.has('pipe')) {
     'spawnSession pipes': () => sessionRun(PIPE_BYTES, false),
     'child_process.spawn': () => childProcessRun(PIPE_BYTES),
   };
-  const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn()), 'C reference (pipe)');
+  const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 }), 'C reference (pipe)');
   const s = g['spawnSession pipes'];
   const cp = g['child_process.spawn'];
   const vsCp = s.MBps.median / cp.MBps.median;

@@ -23,8 +23,12 @@ export const latency = (xs) => ({
   max: +Math.max(...xs).toFixed(3),
 });
 
-/** Runs every implementation once per round, in the same order (A B A B …). */
-export async function interleave(impls, rounds, measure) {
+/**
+ * Runs every implementation once per round, in the same order (A B A B …). With `warmup`, each
+ * first runs that many times unrecorded (JIT, first-touch of pipe and heap pages).
+ */
+export async function interleave(impls, rounds, measure, { warmup = 0 } = {}) {
+  for (let r = 0; r < warmup; r++) for (const [name, fn] of Object.entries(impls)) await measure(fn, name);
   const samples = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
   for (let r = 0; r < rounds; r++) {
     for (const [name, fn] of Object.entries(impls)) samples[name].push(await measure(fn, name));

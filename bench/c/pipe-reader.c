@@ -1,10 +1,12 @@
 // Pipe reference reader: pipe + fork/exec of `head -c N /dev/zero` with stdout on the pipe, then a
-// 64 KiB read loop until EOF. Usage: pipe-reader N. Prints "<bytes> <nanoseconds>".
+// 64 KiB read loop until EOF. Usage: pipe-reader N. Prints "<bytes> <nanoseconds> <own CPU ns>
+// <child CPU ns>" (the CPU figures show how much of the machine the pair needs).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +15,10 @@ static long long now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long cpu_ns(const struct rusage *r) {
+  return (r->ru_utime.tv_sec + r->ru_stime.tv_sec) * 1000000000LL + (r->ru_utime.tv_usec + r->ru_stime.tv_usec) * 1000LL;
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +45,9 @@ int main(int argc, char **argv) {
   int status;
   waitpid(pid, &status, 0);
   long long t1 = now_ns();
-  printf("%lld %lld\n", total, t1 - t0);
+  struct rusage self, child;
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &child);
+  printf("%lld %lld %lld %lld\n", total, t1 - t0, cpu_ns(&self), cpu_ns(&child));
   return 0;
 }
