@@ -218,7 +218,7 @@ function addThroughput(group, samples, refName) {
   // Where CPU was measured: the reader's process and the writer (`head`) per GB, and how many
   // of the machine's cores the pair kept busy (median over runs).
   for (const [impl, v] of Object.entries(g)) {
-    if (!v.cpuMsPerGB) continue;
+    if (!v.cpuMsPerGB || !g[refName].cpuMsPerGB) continue;
     rows.push({
       group: `${group}: CPU`,
       impl,
