@@ -24,6 +24,15 @@ export const latency = (xs) => ({
 });
 
 /**
+ * A full collection before each sample (`npm run bench` passes --expose-gc): implementations
+ * share this process, and a run must not pay for the garbage the previous one left (a GB of
+ * child_process's Buffers collected during spawnSession's run, or the reverse).
+ */
+function collectGarbage() {
+  globalThis.gc?.();
+}
+
+/**
  * Runs every implementation once per round, in the same order (A B A B …). With `warmup`, each
  * first runs that many times unrecorded (JIT, first-touch of pipe and heap pages).
  */
@@ -31,7 +40,10 @@ export async function interleave(impls, rounds, measure, { warmup = 0 } = {}) {
   for (let r = 0; r < warmup; r++) for (const [name, fn] of Object.entries(impls)) await measure(fn, name);
   const samples = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(impls)) samples[name].push(await measure(fn, name));
+    for (const [name, fn] of Object.entries(impls)) {
+      collectGarbage();
+      samples[name].push(await measure(fn, name));
+    }
   }
   return samples;
 }
