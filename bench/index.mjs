@@ -94,8 +94,8 @@ function compileC() {
 // both the exit is known and the last byte has arrived.
 
 /** A C reference run; the pipe reader also reports its own and its child's CPU time. */
-async function cRun(bin, n) {
-  const out = execFileSync(bin, [String(n)], { encoding: 'utf8' });
+async function cRun(bin, n, extra = []) {
+  const out = execFileSync(bin, [String(n), ...extra], { encoding: 'utf8' });
   const [bytes, ns, selfNs, childNs] = out.trim().split(/\s+/).map(Number);
   return { bytes, ms: ns / 1e6, ...(selfNs === undefined ? {} : { cpuMs: selfNs / 1e6, childCpuMs: childNs / 1e6 }) };
 }
@@ -278,6 +278,9 @@ if (CASES.has('pipe')) {
     'C reference (pipe)': () => cRun(cbin['pipe-reader'], PIPE_BYTES),
     'spawnSession pipes': () => sessionRun(PIPE_BYTES, false),
     'child_process.spawn': () => childProcessRun(PIPE_BYTES),
+    // The C loop again, keeping every chunk in its own buffer (freed in 64 MiB batches): what
+    // handing chunks to a garbage-collected owner costs by itself (bench/README.md).
+    'C, a buffer per read kept': () => cRun(cbin['pipe-reader'], PIPE_BYTES, ['keep']),
   };
   const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 }), 'C reference (pipe)');
   const s = g['spawnSession pipes'];
