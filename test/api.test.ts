@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 
 import * as api from '../ts/index.js';
 import { native } from '../ts/native/index.js';
-import { NATIVE_EXPORTS } from '../ts/native/binding.js';
+import { NATIVE_EXPORTS, type NativeSpawnOptions } from '../ts/native/binding.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'golden');
 
@@ -29,27 +29,33 @@ t.test('the addon exports exactly what binding.ts declares', async (t) => {
   t.same(exported, golden('native-exports.json', exported));
 });
 
+/** Raw addon options for a pipe-mode spawn, with `over` on top. */
+function pipeSpawn(over: Partial<NativeSpawnOptions>): NativeSpawnOptions {
+  return {
+    file: 'true',
+    args: [],
+    env: ['PATH=/usr/bin:/bin'],
+    cwd: null,
+    mode: 'pipes',
+    rows: 24,
+    cols: 80,
+    user: null,
+    stdin: 'pipe',
+    rlimits: [],
+    restricted: false,
+    homeDefault: 'user',
+    drainMs: 100,
+    afterDrain: 'detach',
+    ...over,
+  };
+}
+
 t.test('spawn returns {pid, handle} with pid a positive integer and handle an External', async (t) => {
   const b = native();
   let exited: unknown = null;
   const done = new Promise<void>((resolve) => {
     const r = b.spawn(
-      {
-        file: 'true',
-        args: [],
-        env: ['PATH=/usr/bin:/bin'],
-        cwd: null,
-        mode: 'pipes',
-        rows: 24,
-        cols: 80,
-        user: null,
-        stdin: 'pipe',
-        rlimits: [],
-        restricted: false,
-        homeDefault: 'user',
-        drainMs: 100,
-        afterDrain: 'detach',
-      },
+      pipeSpawn({ file: 'true' }),
       (e) => {
         if (typeof e !== 'number' && e.type === 'exit') {
           exited = e;
@@ -70,22 +76,7 @@ t.test('the addon calls back with output as (stream code, Buffer) and every othe
   const calls: unknown[][] = [];
   await new Promise<void>((resolve) => {
     b.spawn(
-      {
-        file: 'sh',
-        args: ['-c', 'printf out; printf err >&2'],
-        env: ['PATH=/usr/bin:/bin'],
-        cwd: null,
-        mode: 'pipes',
-        rows: 24,
-        cols: 80,
-        user: null,
-        stdin: 'null',
-        rlimits: [],
-        restricted: false,
-        homeDefault: 'user',
-        drainMs: 100,
-        afterDrain: 'detach',
-      },
+      pipeSpawn({ file: 'sh', args: ['-c', 'printf out; printf err >&2'], stdin: 'null' }),
       (...args) => {
         calls.push(args);
         if (typeof args[0] === 'object' && args[0].type === 'exit') resolve();
