@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { spawnSession } from '../dist/index.js';
 import { fdCount, startAgent } from './agent-process.mjs';
-import { interleave, latency, median, stats } from './stats.mjs';
+import { interleave, latency, median, perRoundRatios, stats } from './stats.mjs';
 
 const HEAD_ARGS = (n) => ['-c', String(n), '/dev/zero'];
 
@@ -132,8 +132,10 @@ export async function runAgentCases({ select, rounds, pipeBytes, sessions, stall
       }
       const [a, l] = [g['AgentClient ← msb-agentd (unix socket)'], g['spawnSession pipes in-process']];
       a.ratioToInProcess = +(a.MBps.median / l.MBps.median).toFixed(3);
+      a.perRoundRatioToInProcess = perRoundRatios(a.MBps.samples, l.MBps.samples);
+      const spread = `(rounds ${a.perRoundRatioToInProcess.min.toFixed(2)}–${a.perRoundRatioToInProcess.max.toFixed(2)})`;
       for (const [impl, v] of Object.entries(g)) {
-        rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: v === a ? `${a.ratioToInProcess.toFixed(2)}× in-process` : '1.00×' });
+        rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: v === a ? `${a.ratioToInProcess.toFixed(2)}× in-process ${spread}` : '1.00×' });
       }
       cases[group] = g;
       target('Agent streaming ≥ 0.7 × in-process pipe mode', a.ratioToInProcess, 0.7, a.ratioToInProcess >= 0.7);

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSession } from '../dist/index.js';
 import { runAgentCases } from './agent.mjs';
 import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
-import { interleave, stats } from './stats.mjs';
+import { interleave, perRoundRatios, stats } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peersDir = join(here, '.peers');
@@ -210,10 +210,12 @@ function addThroughput(group, samples, refName) {
       g[impl].coresBusy = stats(runs.map((r) => (r.cpuMs + r.childCpuMs) / r.ms));
     }
   }
-  const ref = g[refName].MBps.median;
+  const ref = g[refName].MBps;
   for (const [impl, v] of Object.entries(g)) {
-    v.ratioToC = v.MBps.median / ref;
-    rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: `${v.ratioToC.toFixed(2)}× C` });
+    v.ratioToC = v.MBps.median / ref.median;
+    v.perRoundRatioToC = perRoundRatios(v.MBps.samples, ref.samples);
+    const spread = v === g[refName] ? '' : ` (rounds ${v.perRoundRatioToC.min.toFixed(2)}–${v.perRoundRatioToC.max.toFixed(2)})`;
+    rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: `${v.ratioToC.toFixed(2)}× C${spread}` });
   }
   // Where CPU was measured: the reader's process and the writer (`head`) per GB, and how many
   // of the machine's cores the pair kept busy (median over runs).

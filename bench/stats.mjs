@@ -8,6 +8,16 @@ export const median = (xs) => {
 
 export const stats = (xs) => ({ samples: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
+/**
+ * Ratios of two implementations round by round (sample i of each came from the same round of
+ * `interleave`). The targets use the ratio of the medians; this shows how far one round's pair
+ * can drift from another on a shared host.
+ */
+export function perRoundRatios(xs, refs) {
+  const ratios = xs.map((x, i) => x / refs[i]);
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+}
+
 /** The nearest-rank percentile (p in 0..100). */
 export function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
