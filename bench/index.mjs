@@ -18,18 +18,18 @@
 //   npm install --prefix bench/.peers --ignore-scripts=false node-pty @lydell/node-pty
 // The script does that itself when bench/.peers/node_modules lacks them.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { spawnSession } from '../dist/index.js';
 import { runAgentCases } from './agent.mjs';
 import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
+import { startPipeWorker } from './pipe-worker.mjs';
 import { interleave, perRoundRatios, stats } from './stats.mjs';
+import { HEAD_ARGS, sessionRun } from './transfer.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peersDir = join(here, '.peers');
@@ -47,7 +47,6 @@ const RTT_EXECS = Number(process.env.BENCH_RTT_EXECS ?? 200);
 const PTY_BYTES = Math.round(200e6 * SCALE);
 const PIPE_BYTES = Math.round(1e9 * SCALE);
 const LOSS_BYTES = 1 << 20; // per loss run: written, then the child exits at once
-const HEAD_ARGS = (n) => ['-c', String(n), '/dev/zero'];
 
 const log = (...a) => console.error('[bench]', ...a);
 
@@ -91,49 +90,14 @@ function compileC() {
 
 // ---------- one measurement of each implementation ----------
 // Every reader returns { bytes, ms } where ms runs from just before the spawn call to the moment
-// both the exit is known and the last byte has arrived.
+// both the exit is known and the last byte has arrived (spawnSession's and child_process's are in
+// transfer.mjs).
 
 /** A C reference run; the pipe reader also reports its own and its child's CPU time. */
 async function cRun(bin, n, extra = []) {
   const out = execFileSync(bin, [String(n), ...extra], { encoding: 'utf8' });
   const [bytes, ns, selfNs, childNs] = out.trim().split(/\s+/).map(Number);
   return { bytes, ms: ns / 1e6, ...(selfNs === undefined ? {} : { cpuMs: selfNs / 1e6, childCpuMs: childNs / 1e6 }) };
-}
-
-/**
- * CPU time of this process (all threads) and of its reaped children, for the CPU-per-GB rows.
- * Children's time comes from /proc/self/stat in clock ticks (10 ms), fine for runs of ~0.5 s.
- */
-function cpuNow() {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-  const u = process.cpuUsage();
-  return { self: (u.user + u.system) / 1000, children: (Number(f[13]) + Number(f[14])) * 10 };
-}
-
-function withCpu(run, before) {
-  const after = cpuNow();
-  return { ...run, cpuMs: after.self - before.self, childCpuMs: after.children - before.children };
-}
-
-async function sessionRun(n, tty) {
-  const cpu = cpuNow();
-  const t0 = performance.now();
-  const s = await spawnSession({ cmd: 'head', args: HEAD_ARGS(n), tty, stdin: tty ? undefined : 'ignore' });
-  let bytes = 0;
-  s.stdout.on('data', (c) => (bytes += c.length));
-  s.stderr?.resume();
-  await s.exited;
-  return withCpu({ bytes, ms: performance.now() - t0 }, cpu);
-}
-
-async function childProcessRun(n) {
-  const cpu = cpuNow();
-  const t0 = performance.now();
-  const c = spawn('head', HEAD_ARGS(n), { stdio: ['ignore', 'pipe', 'ignore'] });
-  let bytes = 0;
-  c.stdout.on('data', (d) => (bytes += d.length));
-  await once(c, 'close');
-  return withCpu({ bytes, ms: performance.now() - t0 }, cpu);
 }
 
 // node-pty has no "all output delivered" signal: onExit may come before the last data (that is
@@ -208,6 +172,7 @@ function addThroughput(group, samples, refName) {
       g[impl].cpuMsPerGB = stats(runs.map((r) => perGB(r.cpuMs, r)));
       g[impl].childCpuMsPerGB = stats(runs.map((r) => perGB(r.childCpuMs, r)));
       g[impl].coresBusy = stats(runs.map((r) => (r.cpuMs + r.childCpuMs) / r.ms));
+      if (runs.every((r) => r.minorFaults !== undefined)) g[impl].minorFaultsPerGB = stats(runs.map((r) => perGB(r.minorFaults, r)));
     }
   }
   const ref = g[refName].MBps;
@@ -276,15 +241,19 @@ if (CASES.has('loss')) {
 
 if (CASES.has('pipe')) {
   log(`pipe throughput: ${PIPE_BYTES} bytes × ${ROUNDS} rounds`);
+  // The Node implementations run in workers of their own (bench/pipe-worker.mjs says why).
+  const workers = { ss: startPipeWorker('spawnSession'), cp: startPipeWorker('child_process') };
   const impls = {
     'C reference (pipe)': () => cRun(cbin['pipe-reader'], PIPE_BYTES),
-    'spawnSession pipes': () => sessionRun(PIPE_BYTES, false),
-    'child_process.spawn': () => childProcessRun(PIPE_BYTES),
+    'spawnSession pipes': () => workers.ss.run(PIPE_BYTES),
+    'child_process.spawn': () => workers.cp.run(PIPE_BYTES),
     // The C loop again, keeping every chunk in its own buffer (freed in 64 MiB batches): what
     // handing chunks to a garbage-collected owner costs by itself (bench/README.md).
     'C, a buffer per read kept': () => cRun(cbin['pipe-reader'], PIPE_BYTES, ['keep']),
   };
-  const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 }), 'C reference (pipe)');
+  const samples = await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 });
+  await Promise.all(Object.values(workers).map((w) => w.stop()));
+  const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, samples, 'C reference (pipe)');
   const s = g['spawnSession pipes'];
   const cp = g['child_process.spawn'];
   const vsCp = s.MBps.median / cp.MBps.median;
