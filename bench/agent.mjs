@@ -19,8 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSession } from '../dist/index.js';
 import { fdCount, startAgent } from './agent-process.mjs';
 import { interleave, latency, median, perRoundRatios, stats } from './stats.mjs';
-
-const HEAD_ARGS = (n) => ['-c', String(n), '/dev/zero'];
+import { HEAD_ARGS } from './transfer.mjs';
 
 async function agentRoundTrip(client) {
   const t0 = performance.now();

@@ -19,20 +19,19 @@
 // The script does that itself when bench/.peers/node_modules lacks them.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { runAgentCases } from './agent.mjs';
+import { installPeers, loadPeer, peersDir, peerVersion } from './peers.mjs';
 import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
-import { startPipeWorker } from './pipe-worker.mjs';
 import { interleave, perRoundRatios, stats } from './stats.mjs';
-import { HEAD_ARGS, sessionRun } from './transfer.mjs';
+import { nodePtyRun, sessionRun } from './transfer.mjs';
+import { startWorker } from './worker.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const peersDir = join(here, '.peers');
 const resultsDir = join(here, 'results');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -51,31 +50,6 @@ const LOSS_BYTES = 1 << 20; // per loss run: written, then the child exits at on
 const log = (...a) => console.error('[bench]', ...a);
 
 // ---------- set-up: peers and C programs ----------
-
-function installPeers() {
-  const need = ['node-pty', '@lydell/node-pty'].filter((m) => !existsSync(join(peersDir, 'node_modules', m, 'package.json')));
-  if (need.length === 0) return;
-  mkdirSync(peersDir, { recursive: true });
-  if (!existsSync(join(peersDir, 'package.json'))) writeFileSync(join(peersDir, 'package.json'), '{"name":"bench-peers","private":true}\n');
-  log(`installing ${need.join(', ')} into bench/.peers (node-pty builds with node-gyp)…`);
-  try {
-    execFileSync('npm', ['install', '--prefix', peersDir, '--ignore-scripts=false', '--foreground-scripts', '--no-audit', '--no-fund', ...need], {
-      stdio: ['ignore', 2, 2],
-    });
-  } catch (e) {
-    log(`peer install failed (${e.message}); continuing with what loaded`);
-  }
-}
-
-function loadPeer(name) {
-  try {
-    const req = createRequire(join(peersDir, 'package.json'));
-    return req(name);
-  } catch (e) {
-    log(`${name} unavailable: ${e.message.split('\n')[0]}`);
-    return null;
-  }
-}
 
 function compileC() {
   const out = {};
@@ -100,37 +74,16 @@ async function cRun(bin, n, extra = []) {
   return { bytes, ms: ns / 1e6, ...(selfNs === undefined ? {} : { cpuMs: selfNs / 1e6, childCpuMs: childNs / 1e6 }) };
 }
 
-// node-pty has no "all output delivered" signal: onExit may come before the last data (that is
-// the lost-tail bug). We count what arrived by onExit, then keep listening for up to graceMs for
-// the rest; the time is the later of exit and the last byte.
-function nodePtyRun(pty, n, graceMs = 250) {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const p = pty.spawn('head', HEAD_ARGS(n), { encoding: null, cols: 80, rows: 24 });
-    let bytes = 0;
-    let last = t0;
-    p.onData((d) => {
-      bytes += d.length;
-      last = performance.now();
-      if (exitAt && bytes >= n) finish();
-    });
-    let exitAt = 0;
-    let bytesAtExit = 0;
-    let done = false;
-    let timer;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({ bytes, bytesAtExit, ms: Math.max(exitAt, last) - t0 });
-    };
-    p.onExit(() => {
-      exitAt = performance.now();
-      bytesAtExit = bytes;
-      if (bytes >= n) finish();
-      else timer = setTimeout(finish, graceMs);
-    });
-  });
+/**
+ * Throughput runs of Node implementations, each in a worker process of its own (bench/worker.mjs
+ * says why): `kinds` maps the table's label to the worker's kind.
+ */
+function inWorkers(kinds, bytes) {
+  const workers = Object.entries(kinds).map(([label, kind]) => [label, startWorker(kind)]);
+  return {
+    impls: Object.fromEntries(workers.map(([label, w]) => [label, () => w.run(bytes)])),
+    stop: () => Promise.all(workers.map(([, w]) => w.stop())),
+  };
 }
 
 // ---------- main ----------
@@ -156,8 +109,8 @@ installPeers();
 const nodePty = loadPeer('node-pty');
 const lydellPty = loadPeer('@lydell/node-pty');
 result.peers = {
-  'node-pty': nodePty ? JSON.parse(readFileSync(join(peersDir, 'node_modules/node-pty/package.json'), 'utf8')).version : null,
-  '@lydell/node-pty': lydellPty ? JSON.parse(readFileSync(join(peersDir, 'node_modules/@lydell/node-pty/package.json'), 'utf8')).version : null,
+  'node-pty': nodePty ? peerVersion('node-pty') : null,
+  '@lydell/node-pty': lydellPty ? peerVersion('@lydell/node-pty') : null,
 };
 const cbin = compileC();
 const t0 = performance.now();
@@ -201,10 +154,14 @@ function addThroughput(group, samples, refName) {
 
 if (CASES.has('pty')) {
   log(`PTY throughput: ${PTY_BYTES} bytes × ${ROUNDS} rounds`);
-  const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], PTY_BYTES), 'spawnSession tty': () => sessionRun(PTY_BYTES, true) };
-  if (nodePty) impls['node-pty'] = () => nodePtyRun(nodePty, PTY_BYTES);
-  if (lydellPty) impls['@lydell/node-pty'] = () => nodePtyRun(lydellPty, PTY_BYTES);
-  const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 }), 'C reference (openpty)');
+  const kinds = { 'spawnSession tty': 'spawnSession tty' };
+  if (nodePty) kinds['node-pty'] = 'node-pty';
+  if (lydellPty) kinds['@lydell/node-pty'] = '@lydell/node-pty';
+  const workers = inWorkers(kinds, PTY_BYTES);
+  const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], PTY_BYTES), ...workers.impls };
+  const samples = await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 });
+  await workers.stop();
+  const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, samples, 'C reference (openpty)');
   const s = g['spawnSession tty'];
   target('PTY throughput spawnSession ≥ 0.9 × C', +s.ratioToC.toFixed(3), 0.9, s.ratioToC >= 0.9);
   const short = Object.entries(g).filter(([, v]) => v.bytes.some((b) => b !== PTY_BYTES)).map(([k]) => k);
@@ -241,18 +198,16 @@ if (CASES.has('loss')) {
 
 if (CASES.has('pipe')) {
   log(`pipe throughput: ${PIPE_BYTES} bytes × ${ROUNDS} rounds`);
-  // The Node implementations run in workers of their own (bench/pipe-worker.mjs says why).
-  const workers = { ss: startPipeWorker('spawnSession'), cp: startPipeWorker('child_process') };
+  const workers = inWorkers({ 'spawnSession pipes': 'spawnSession pipes', 'child_process.spawn': 'child_process' }, PIPE_BYTES);
   const impls = {
     'C reference (pipe)': () => cRun(cbin['pipe-reader'], PIPE_BYTES),
-    'spawnSession pipes': () => workers.ss.run(PIPE_BYTES),
-    'child_process.spawn': () => workers.cp.run(PIPE_BYTES),
+    ...workers.impls,
     // The C loop again, keeping every chunk in its own buffer (freed in 64 MiB batches): what
     // handing chunks to a garbage-collected owner costs by itself (bench/README.md).
     'C, a buffer per read kept': () => cRun(cbin['pipe-reader'], PIPE_BYTES, ['keep']),
   };
   const samples = await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 });
-  await Promise.all(Object.values(workers).map((w) => w.stop()));
+  await workers.stop();
   const g = addThroughput(`Pipe throughput (${PIPE_BYTES / 1e6} MB)`, samples, 'C reference (pipe)');
   const s = g['spawnSession pipes'];
   const cp = g['child_process.spawn'];

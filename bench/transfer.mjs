@@ -1,5 +1,6 @@
-// One transfer of `head -c N /dev/zero` into JS, with spawnSession or child_process, timed and with
-// the CPU it took. Used by the bench process (PTY case) and by pipe-worker.mjs (pipe case).
+// One transfer of `head -c N /dev/zero` into JS with spawnSession, child_process or node-pty,
+// timed, with the CPU and minor faults it took where it can tell. Used by worker.mjs (the
+// throughput cases) and by the bench process (the loss case).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -46,4 +47,37 @@ export async function childProcessRun(n) {
   c.stdout.on('data', (d) => (bytes += d.length));
   await once(c, 'close');
   return withCpu({ bytes, ms: performance.now() - t0 }, cpu);
+}
+
+// node-pty has no "all output delivered" signal: onExit may come before the last data (that is
+// the lost-tail bug). We count what arrived by onExit, then keep listening for up to graceMs for
+// the rest; the time is the later of exit and the last byte.
+export function nodePtyRun(pty, n, graceMs = 250) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = pty.spawn('head', HEAD_ARGS(n), { encoding: null, cols: 80, rows: 24 });
+    let bytes = 0;
+    let last = t0;
+    p.onData((d) => {
+      bytes += d.length;
+      last = performance.now();
+      if (exitAt && bytes >= n) finish();
+    });
+    let exitAt = 0;
+    let bytesAtExit = 0;
+    let done = false;
+    let timer;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ bytes, bytesAtExit, ms: Math.max(exitAt, last) - t0 });
+    };
+    p.onExit(() => {
+      exitAt = performance.now();
+      bytesAtExit = bytes;
+      if (bytes >= n) finish();
+      else timer = setTimeout(finish, graceMs);
+    });
+  });
 }
