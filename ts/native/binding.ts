@@ -47,7 +47,11 @@ export type NativeEvent =
  * What the addon calls: output as `(stream code, chunk)` (0 stdout, 1 stderr, 2 pty: no object
  * built per chunk in native code), every other event as one object. `toNativeEvents` adapts.
  */
-export type RawEventCallback = (event: NativeEvent | NativeStreamCode, chunk?: Buffer) => void;
+/**
+ * Output arrives as (stream code, Buffer), or from a bulk pipe's slab as (stream code, the slab's
+ * ArrayBuffer on its first chunk and undefined after, offset, length); other events as the event.
+ */
+export type RawEventCallback = (event: NativeEvent | NativeStreamCode, chunk?: Buffer | ArrayBuffer, offset?: number, length?: number) => void;
 export type NativeStreamCode = 0 | 1 | 2;
 
 export interface NativeSpawnFailure {

@@ -121,11 +121,17 @@ export function spawnNative(
 
 const STREAM_NAMES = ['stdout', 'stderr', 'pty'] as const;
 
-/** The addon's calling convention (output as two arguments) turned back into NativeEvents. */
+/**
+ * The addon's calling convention (output as arguments, see RawEventCallback) turned back into
+ * NativeEvents. The slab each stream is filling is kept here until the next one arrives.
+ */
 export function toNativeEvents(onEvent: (event: NativeEvent) => void): RawEventCallback {
-  return (event, chunk) => {
-    if (typeof event === 'number') onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: chunk as Buffer });
-    else onEvent(event);
+  const slabs: (ArrayBuffer | undefined)[] = [undefined, undefined, undefined];
+  return (event, chunk, offset, length) => {
+    if (typeof event !== 'number') return onEvent(event);
+    if (offset === undefined) return onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: chunk as Buffer });
+    if (chunk !== undefined) slabs[event] = chunk as ArrayBuffer;
+    onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: Buffer.from(slabs[event] as ArrayBuffer, offset, length) });
   };
 }
 

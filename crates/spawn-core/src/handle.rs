@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     pub pid: libc::pid_t,
     pub inflight: [AtomicUsize; 2],
     pub paused: [AtomicBool; 2],
+    /// Address of the slab whose ArrayBuffer the JS side holds for each stream; touched only on
+    /// the JS thread (napi/tsfn.rs).
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub js_slab: [AtomicUsize; 2],
     pub ctl: Mutex<Ctl>,
     pub stdin: Mutex<StdinQueue>,
 }

@@ -6,9 +6,9 @@
 //! drained. It knows nothing about the protocol: TypeScript owns policy.
 //!
 //! Modules: `spec` prepares everything the child needs before the clone; `child` is the code
-//! between clone and execve; `spawn` orchestrates one spawn; `reader` is the event loop;
-//! `reaper` owns wait status; `sys` wraps parent-side syscalls; `napi` (feature `node`) is the
-//! only Node-aware code.
+//! between clone and execve; `spawn` orchestrates one spawn; `reader` is the event loop; `slab`
+//! holds a bulk pipe's output; `reaper` owns wait status; `sys` wraps parent-side syscalls;
+//! `napi` (feature `node`) is the only Node-aware code.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -19,6 +19,7 @@ pub mod handle;
 pub mod orphans;
 pub mod reader;
 pub mod reaper;
+pub mod slab;
 pub mod spawn;
 pub mod spec;
 pub mod sys;

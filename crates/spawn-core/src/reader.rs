@@ -1,7 +1,8 @@
 //! The reader: one epoll thread for every session.
 //!
 //! It reads output (one chunk per ready fd per turn, so no session starves another: up to 64 KiB
-//! from a PTY, whatever a child's pipe holds up to 1 MiB), writes queued stdin when the fd is writable,
+//! from a PTY, whatever a child's pipe holds up to what its slab has room for, see slab.rs),
+//! writes queued stdin when the fd is writable,
 //! notices the leader's exit through its pidfd, applies the drain policy and only then reaps and
 //! reports the exit, after the last output chunk. A stream is polled only while its owner is not
 //! paused and has less than `INFLIGHT_MAX` bytes unconsumed: otherwise the fd is simply left
@@ -20,13 +21,14 @@ use crate::handle::{lock, Ctl, Handle, Shared, StdinQueue};
 use crate::orphans;
 use crate::reaper::{self, ExitStatus};
 use crate::spawn::{ChildIo, Spawned};
+use crate::slab::{SlabChunk, SlabCursor};
 use crate::spec::AfterDrain;
 use crate::sys::{self, Epoll, EventFd};
 
 /// Size of one read from a PTY or an fd stream.
 pub const CHUNK: usize = 64 * 1024;
-/// Largest read from a child's pipe. A pipe read takes what the pipe holds (FIONREAD), so a
-/// grown pipe is emptied in one read and one JS callback instead of sixteen.
+/// Largest read from a child's pipe into a buffer of its own (a grown pipe's reads are bounded by
+/// its slab instead). A pipe read takes what the pipe holds (FIONREAD), up to this.
 pub const PIPE_READ_MAX: usize = 1024 * 1024;
 /// Capacity a child's pipe is grown to once it has been seen full at the default 64 KiB: the
 /// child then blocks (and wakes us) far less often. Only streams that prove to be bulk pay for
@@ -52,6 +54,32 @@ const KIND_OUT1: u64 = 1;
 const KIND_STDIN: u64 = 2;
 const KIND_PIDFD: u64 = 3;
 
+/// Output handed to the owner: its own buffer, or a part of a slab (a bulk pipe's).
+pub enum Chunk {
+    Owned(Vec<u8>),
+    Slab(SlabChunk),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Owned(v) => v.len(),
+            Chunk::Slab(c) => c.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Slab(c) => c.bytes(),
+        }
+    }
+}
+
 /// Which output a chunk came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamKind {
@@ -71,7 +99,7 @@ impl StreamKind {
 
 /// Receives a session's events, in order, on the reader thread. `exit` is the last call.
 pub trait EventSink: Send {
-    fn data(&mut self, kind: StreamKind, chunk: Vec<u8>);
+    fn data(&mut self, kind: StreamKind, chunk: Chunk);
     fn stdin_written(&mut self, bytes: usize);
     fn stdin_error(&mut self, errno: Errno);
     fn exit(&mut self, status: ExitStatus);
@@ -222,6 +250,7 @@ fn enqueue(
         pid: p.pid,
         inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
         paused: [AtomicBool::new(false), AtomicBool::new(false)],
+        js_slab: [AtomicUsize::new(0), AtomicUsize::new(0)],
         ctl: Mutex::new(Ctl { reaped: false, pidfd: pidfd_owned, pty: p.pty_ctl }),
         stdin: Mutex::new(StdinQueue { dead: !has_stdin, ..StdinQueue::default() }),
     });
@@ -284,17 +313,20 @@ struct OutStream {
     /// A child's pipe: read as much as it holds, and grown once it has been seen full.
     is_pipe: bool,
     grown: bool,
+    /// Where a grown pipe's reads go.
+    slab: SlabCursor,
 }
 
 impl OutStream {
     fn new(fd: OwnedFd, kind: StreamKind, is_pipe: bool) -> OutStream {
-        OutStream { fd, kind, registered: false, is_pipe, grown: false }
+        OutStream { fd, kind, registered: false, is_pipe, grown: false, slab: SlabCursor::default() }
     }
 
-    /// Reads once: a pipe into a buffer sized to what it holds (no copy afterwards), anything
-    /// else through the shared 64 KiB scratch buffer until it is full or the fd is empty (an
-    /// error or EOF after some bytes is seen by the next read). Ok(empty) is EOF.
-    fn read(&mut self, scratch: &mut [u8]) -> Result<Vec<u8>, Errno> {
+    /// Reads once: a grown pipe what it holds into its slab (as much as fits), another pipe
+    /// into a buffer sized to what it holds (no copy afterwards either way), anything else
+    /// through the shared 64 KiB scratch buffer until it is full or the fd is empty (an error or
+    /// EOF after some bytes is seen by the next read). Ok(empty) is EOF.
+    fn read(&mut self, scratch: &mut [u8]) -> Result<Chunk, Errno> {
         let fd = self.fd.as_raw_fd();
         if !self.is_pipe {
             let mut n = sys::read(fd, scratch)?;
@@ -307,10 +339,22 @@ impl OutStream {
                     _ => break,
                 }
             }
-            return Ok(scratch[..n].to_vec());
+            return Ok(Chunk::Owned(scratch[..n].to_vec()));
         }
         // 0 ready (a hang-up, or a race with the writer) still needs a read to see EOF.
         let want = sys::readable_bytes(fd).unwrap_or(0).clamp(1, PIPE_READ_MAX);
+        // A bulk pipe reads into slabs (slab.rs); one that never filled up gets a buffer of
+        // exactly what it read, so small outputs pin no more memory than their size.
+        if self.grown {
+            if let Some((slab, off, max)) = self.slab.room(want) {
+                // SAFETY: bytes off..off + max of the slab lie in its allocation and are covered
+                // by no chunk handed out yet, so nothing else reads or writes them now.
+                let room = unsafe { std::slice::from_raw_parts_mut(slab.as_ptr().add(off), max) };
+                let n = sys::read(fd, room)?;
+                self.slab.advance(n);
+                return Ok(if n == 0 { Chunk::Owned(Vec::new()) } else { Chunk::Slab(SlabChunk { slab, off, len: n }) });
+            }
+        }
         let mut chunk = Vec::new();
         sys::read_append(fd, &mut chunk, want)?;
         if !self.grown && chunk.len() >= PIPE_DEFAULT {
@@ -318,7 +362,7 @@ impl OutStream {
             // Refused (quota, pipe-max-size) is fine: the pipe keeps working at its size.
             let _ = sys::set_pipe_size(fd, PIPE_GROW_TO);
         }
-        Ok(chunk)
+        Ok(Chunk::Owned(chunk))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use spawn_core::handle::Handle;
-use spawn_core::reader::{register, EventSink, StreamKind};
+use spawn_core::reader::{register, Chunk, EventSink, StreamKind};
 use spawn_core::reaper::ExitStatus;
 use spawn_core::spawn::{spawn, SpawnError};
 use spawn_core::spec::{AfterDrain, HomeDefault, Mode, SpawnRequest, SpawnSpec, StdinMode};
@@ -22,8 +22,8 @@ pub enum Ev {
 struct ChannelSink(Sender<Ev>, Option<Handle>);
 
 impl EventSink for ChannelSink {
-    fn data(&mut self, kind: StreamKind, chunk: Vec<u8>) {
-        let _ = self.0.send(Ev::Data(kind, chunk));
+    fn data(&mut self, kind: StreamKind, chunk: Chunk) {
+        let _ = self.0.send(Ev::Data(kind, chunk.bytes().to_vec()));
     }
     fn stdin_written(&mut self, bytes: usize) {
         let _ = self.0.send(Ev::Written(bytes));

@@ -88,7 +88,7 @@ fn bulk_output_is_exact_and_in_order() {
 }
 
 #[test]
-fn a_full_pipe_is_grown_and_emptied_in_one_read() {
+fn a_full_pipe_is_grown_and_read_in_large_chunks() {
     let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").unwrap().trim().parse().unwrap();
     let r = start(&request("head", &["-c", "8388608", "/dev/zero"], Mode::Pipes)).unwrap();
     // Hold the first megabyte unconsumed: the reader stops, the child fills its pipe.

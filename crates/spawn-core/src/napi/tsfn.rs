@@ -5,7 +5,8 @@
 //! alive (a running child keeps Node running, as with child_process) until the exit event has
 //! been queued and the function released; the queue is unbounded in count because the reader
 //! bounds it in bytes per stream (`INFLIGHT_MAX`) and never blocks on it. An output chunk
-//! becomes a Buffer over the reader's own allocation (no copy on the JS thread).
+//! becomes a Buffer over the reader's own allocation (no copy on the JS thread): its own, or a
+//! view into its stream's slab, whose ArrayBuffer the JS side receives once (slab.rs).
 
 use std::ffi::c_void;
 use std::ptr;
@@ -15,12 +16,12 @@ use nix::errno::Errno;
 use super::sys::*;
 use super::value::{Env, JsResult};
 use crate::handle::Handle;
-use crate::reader::{EventSink, StreamKind};
+use crate::reader::{Chunk, EventSink, StreamKind};
 use crate::reaper::ExitStatus;
 
 /// One event on its way to JavaScript.
 pub(super) enum Event {
-    Data { kind: StreamKind, chunk: Vec<u8>, handle: Handle },
+    Data { kind: StreamKind, chunk: Chunk, handle: Handle },
     StdinWritten(usize),
     StdinError(Errno),
     Exit(ExitStatus),
@@ -106,7 +107,7 @@ pub struct TsfnSink {
 }
 
 impl EventSink for TsfnSink {
-    fn data(&mut self, kind: StreamKind, chunk: Vec<u8>) {
+    fn data(&mut self, kind: StreamKind, chunk: Chunk) {
         if let Some(t) = &self.tsfn {
             t.send(Event::Data { kind, chunk, handle: self.handle.clone() });
         }
@@ -143,24 +144,39 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
             _ => None,
         };
         let args = match &mut *event {
-            // Output, the hot event, is two arguments (stream code, Buffer): no object and no
-            // property names to build per chunk. The JS side turns it into a NativeEvent.
-            Event::Data { kind, chunk, .. } => {
+            // Output, the hot event, is (stream code, Buffer) or, from a slab, (stream code, the
+            // slab's ArrayBuffer or undefined, offset, length): no object and no property names
+            // to build per chunk. The JS side turns it into a NativeEvent.
+            // The array always has four slots; `argc` says how many are passed.
+            Event::Data { kind, chunk, handle } => {
                 let code = match kind {
                     StreamKind::Stdout => 0,
                     StreamKind::Stderr => 1,
                     StreamKind::Pty => 2,
                 };
-                env.create_i32(code).and_then(|c| Ok([c, env.buffer_from_vec(std::mem::take(chunk))?]))
+                let held = &handle.0.js_slab[kind.index()];
+                env.create_i32(code).and_then(|c| match std::mem::replace(chunk, Chunk::Owned(Vec::new())) {
+                    Chunk::Owned(v) => Ok(([c, env.buffer_from_vec(v)?, c, c], 2)),
+                    Chunk::Slab(s) => match env.slab_chunk(s, held)? {
+                        (slab, Some((off, len))) => Ok(([c, slab, off, len], 4)),
+                        (copy, None) => Ok(([c, copy, c, c], 2)),
+                    },
+                })
             }
-            other => build(env, other).and_then(|obj| Ok([obj, env.undefined()?])),
+            other => build(env, other).and_then(|obj| Ok(([obj, env.undefined()?, obj, obj], 2))),
         };
-        if let Ok(args) = args {
+        if let Ok((args, argc)) = args {
             let mut result = ptr::null_mut();
             if let Ok(undefined) = env.undefined() {
-                // SAFETY: all values belong to `env`. A throwing callback leaves an exception
-                // pending, which Node reports once we return.
-                unsafe { napi_call_function(env.0, undefined, callback, 2, args.as_ptr(), &mut result) };
+                // SAFETY: all values belong to `env` and `argc` ≤ args.len(). A throwing callback
+                // leaves an exception pending, which Node reports once we return.
+                let status = unsafe { napi_call_function(env.0, undefined, callback, argc, args.as_ptr(), &mut result) };
+                if status != NAPI_OK {
+                    // The JS side may not have taken a slab passed with this chunk: pass it again.
+                    if let Event::Data { kind, handle, .. } = &*event {
+                        handle.0.js_slab[kind.index()].store(0, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
         }
         if let Some((handle, idx, len)) = credit {

@@ -5,8 +5,15 @@
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::sys::*;
+use crate::slab::{Slab, SlabChunk, SLAB_SIZE};
+
+/// Set once the runtime has refused external memory (Electron's V8 sandbox): slab chunks are
+/// copied from then on.
+static EXTERNAL_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// An error to throw into JavaScript.
 pub enum JsError {
@@ -305,6 +312,43 @@ impl Env {
         }
         check(status, "napi_create_external_buffer")?;
         Ok(v)
+    }
+
+    /// A slab chunk as the JS side takes it: (the slab's ArrayBuffer, or undefined when the JS
+    /// side already holds it for this stream; offset; length). `held` is the address of the slab
+    /// the JS side holds. Where the runtime refuses external memory, or the ArrayBuffer cannot be
+    /// made, the chunk is copied into a Buffer of its own, returned with no offset and length.
+    pub fn slab_chunk(self, chunk: SlabChunk, held: &AtomicUsize) -> JsResult<(napi_value, Option<(napi_value, napi_value)>)> {
+        unsafe extern "C" fn finalize(_env: napi_env, _data: *mut c_void, hint: *mut c_void) {
+            let _ = std::panic::catch_unwind(|| {
+                // SAFETY: `hint` is the Box<Arc<Slab>> leaked by slab_chunk, finalized once.
+                drop(unsafe { Box::from_raw(hint as *mut Arc<Slab>) });
+            });
+        }
+        // Both fit in i32: off + len ≤ SLAB_SIZE.
+        let place = Some((self.create_i32(chunk.off as i32)?, self.create_i32(chunk.len as i32)?));
+        let addr = chunk.slab.as_ptr() as usize;
+        if held.load(Ordering::Relaxed) == addr {
+            return Ok((self.undefined()?, place));
+        }
+        if !EXTERNAL_REFUSED.load(Ordering::Relaxed) {
+            let raw = Box::into_raw(Box::new(Arc::clone(&chunk.slab)));
+            let mut v = ptr::null_mut();
+            // SAFETY: the slab's memory stays allocated while the leaked Arc lives, which the
+            // finalizer drops when the ArrayBuffer is collected.
+            let status = unsafe { napi_create_external_arraybuffer(self.0, addr as *mut c_void, SLAB_SIZE, finalize, raw.cast(), &mut v) };
+            if status == NAPI_OK {
+                held.store(addr, Ordering::Relaxed);
+                return Ok((v, place));
+            }
+            // SAFETY: Node did not take ownership; reclaim the box.
+            drop(unsafe { Box::from_raw(raw) });
+            if status == NAPI_NO_EXTERNAL_BUFFERS_ALLOWED {
+                EXTERNAL_REFUSED.store(true, Ordering::Relaxed);
+            }
+        }
+        // The JS side keeps whatever slab it had; chunks of this one go by copy.
+        Ok((self.buffer_copy(chunk.bytes())?, None))
     }
 
     pub fn function(self, name: &CStr, cb: napi_callback) -> JsResult<napi_value> {
