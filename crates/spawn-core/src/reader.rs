@@ -348,9 +348,8 @@ impl OutStream {
         if self.grown {
             if let Some((slab, off, max)) = self.slab.room(want) {
                 // SAFETY: bytes off..off + max of the slab lie in its allocation and are covered
-                // by no chunk handed out yet, so nothing else reads or writes them now.
-                let room = unsafe { std::slice::from_raw_parts_mut(slab.as_ptr().add(off), max) };
-                let n = sys::read(fd, room)?;
+                // by no chunk handed out yet.
+                let n = unsafe { sys::read_raw(fd, slab.as_ptr().add(off), max) }?;
                 self.slab.advance(n);
                 return Ok(if n == 0 { Chunk::Owned(Vec::new()) } else { Chunk::Slab(SlabChunk { slab, off, len: n }) });
             }

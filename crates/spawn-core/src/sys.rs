@@ -135,6 +135,23 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
+/// read(2) of up to `len` bytes to `dst`, retrying EINTR. For memory that JavaScript can also
+/// reach (a slab behind an ArrayBuffer), so no Rust reference to it is made.
+///
+/// # Safety
+/// `dst` must be valid for writes of `len` bytes.
+pub unsafe fn read_raw(fd: RawFd, dst: *mut u8, len: usize) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: the caller guarantees `dst` is writable for `len` bytes.
+        let n = unsafe { libc::read(fd, dst.cast(), len) };
+        match Errno::result(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// read(2) of up to `max` bytes into `buf`'s spare capacity (nothing is zeroed first), retrying
 /// EINTR. Returns the bytes appended; 0 is EOF.
 pub fn read_append(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Result<usize, Errno> {
