@@ -24,8 +24,9 @@ pub struct Slab {
     ptr: NonNull<u8>,
 }
 
-// SAFETY: the slab is plain memory. The reader writes only bytes no chunk covers yet; everyone
-// else only reads bytes of chunks already handed out.
+// SAFETY: the slab is plain memory, reached through raw pointers only. The reader writes only
+// bytes no chunk covers yet; after that a chunk belongs to its owner (JavaScript may even write
+// it), and Rust reads it back only to copy it when no JS view of the slab exists.
 unsafe impl Send for Slab {}
 // SAFETY: as above.
 unsafe impl Sync for Slab {}
