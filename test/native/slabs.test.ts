@@ -2,12 +2,15 @@
 // seen full, its chunks are views into shared, zeroed 256 KiB ArrayBuffers instead of one
 // allocation each. What a consumer can rely on: every chunk is exact and stays exact however long
 // it is kept, a chunk's ArrayBuffer holds nothing but the same stream's output and zeros, and
-// stdout and stderr never share one.
+// stdout and stderr never share one; a stream that goes quiet lets its slab go.
 import t from 'tap';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 import { spawnSession } from '../../ts/index.js';
 import { PROGRAMS } from '../fixtures/harness.js';
@@ -90,4 +93,37 @@ t.test('stdout and stderr fill slabs of their own', async (t) => {
   t.ok(o.slabBytes >= 3 * MiB && e.slabBytes >= 3 * MiB, `slab bytes: stdout ${o.slabBytes}, stderr ${e.slabBytes}`);
   t.equal(o.differing + e.differing, 0, 'each slab holds exactly its own stream’s chunks and zeros');
   t.equal([...o.slabs].filter((ab) => e.slabs.has(ab)).length, 0, 'no slab is shared between the streams');
+});
+
+t.test('a stream that goes quiet after a burst lets its slab go while the process runs on', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const file = join(dir, 'burst-4m');
+  writeFileSync(file, pattern(4 * MiB, 14));
+  const s = await spawnSession({ cmd: 'sh', args: ['-c', '"$0" "$1"; exec sleep 60', PATTERN_WRITER, file], stdin: 'ignore' });
+  let exited = false;
+  void s.exited.then(() => (exited = true));
+  t.teardown(async () => {
+    s.close();
+    await s.exited;
+  });
+  let bytes = 0;
+  let last: WeakRef<ArrayBufferLike> | undefined;
+  s.stdout.on('data', (c: Buffer) => {
+    bytes += c.length;
+    last = new WeakRef(c.buffer);
+  });
+  // Condition, not a timer: poll until the burst has arrived, then until its last slab is gone.
+  const deadline = Date.now() + 15_000;
+  while (bytes < 4 * MiB && Date.now() < deadline) await sleep(20);
+  t.equal(bytes, 4 * MiB, 'the burst arrived');
+  t.equal(last?.deref()?.byteLength, SLAB, 'its last chunk is a view into a slab');
+  let collected = false;
+  while (!collected && Date.now() < deadline) {
+    await sleep(100);
+    gc();
+    collected = last?.deref() === undefined;
+  }
+  t.ok(collected, 'the slab was collected while the process still runs (the JS side let it go)');
+  t.equal(exited, false, 'the process is still running');
 });

@@ -49,9 +49,15 @@ export type NativeEvent =
  */
 /**
  * Output arrives as (stream code, Buffer), or from a bulk pipe's slab as (stream code, the slab's
- * ArrayBuffer on its first chunk and undefined after, offset, length); other events as the event.
+ * ArrayBuffer on its first chunk and undefined after, offset, length); (stream code, null) says
+ * the stream's slab was let go; other events arrive as the event.
  */
-export type RawEventCallback = (event: NativeEvent | NativeStreamCode, chunk?: Buffer | ArrayBuffer, offset?: number, length?: number) => void;
+export type RawEventCallback = (
+  event: NativeEvent | NativeStreamCode,
+  chunk?: Buffer | ArrayBuffer | null,
+  offset?: number,
+  length?: number,
+) => void;
 export type NativeStreamCode = 0 | 1 | 2;
 
 export interface NativeSpawnFailure {

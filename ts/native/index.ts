@@ -129,6 +129,8 @@ export function toNativeEvents(onEvent: (event: NativeEvent) => void): RawEventC
   const slabs: (ArrayBuffer | undefined)[] = [undefined, undefined, undefined];
   return (event, chunk, offset, length) => {
     if (typeof event !== 'number') return onEvent(event);
+    // null: the stream's slab was let go after a quiet spell; keep it no longer.
+    if (chunk === null) return void (slabs[event] = undefined);
     if (offset === undefined) return onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: chunk as Buffer });
     if (chunk !== undefined) slabs[event] = chunk as ArrayBuffer;
     onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: Buffer.from(slabs[event] as ArrayBuffer, offset, length) });

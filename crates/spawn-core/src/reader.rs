@@ -103,6 +103,8 @@ pub trait EventSink: Send {
     fn stdin_written(&mut self, bytes: usize);
     fn stdin_error(&mut self, errno: Errno);
     fn exit(&mut self, status: ExitStatus);
+    /// The stream's slab was let go (slab.rs): no more chunks will come from it.
+    fn slab_released(&mut self, _kind: StreamKind) {}
 }
 
 pub(crate) enum Command {
@@ -526,9 +528,16 @@ impl Session {
             (Some(_), AfterDrain::KillGroup | AfterDrain::Detach) if self.has_open_streams() => self.drain_deadline,
             _ => None,
         };
-        match (drain, self.kill_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let slabs = self.streams.iter().flatten().filter_map(|s| s.slab.release_at());
+        [drain, self.kill_deadline].into_iter().flatten().chain(slabs).min()
+    }
+
+    /// Lets go of the slabs of streams that have been quiet for `SLAB_IDLE`.
+    fn release_idle_slabs(&mut self, now: Instant) {
+        for s in self.streams.iter_mut().flatten() {
+            if s.slab.release_at().is_some_and(|t| now >= t) && s.slab.release() {
+                self.sink.slab_released(s.kind);
+            }
         }
     }
 
@@ -699,6 +708,7 @@ impl Session {
 
     /// Moves the session along; true when it is ready to finish.
     fn advance(&mut self, now: Instant, epoll: &Epoll) -> bool {
+        self.release_idle_slabs(now);
         if let Some(k) = self.kill_deadline {
             if now >= k && (self.leader.is_none() || self.has_open_streams()) {
                 self.kill_group();

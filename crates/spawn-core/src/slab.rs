@@ -4,13 +4,14 @@
 //!
 //! The reader writes each read into the unused tail; every chunk it hands out covers bytes that
 //! are never written again. The memory is freed when the last `Arc` goes: the reader's (dropped
-//! when it moves on to a new slab), those of chunks in flight, and the one the JS ArrayBuffer's
-//! finalizer holds. Slabs are zeroed, so what a chunk's ArrayBuffer shows beyond the chunk is
+//! when it moves on to a new slab, or after `SLAB_IDLE` without a read), those of chunks in
+//! flight, and the one the JS ArrayBuffer's finalizer holds. Slabs are zeroed, so what a chunk's ArrayBuffer shows beyond the chunk is
 //! this stream's other output or zeros, never older memory of the process.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Size of one slab. A chunk that is kept keeps its whole slab, so this is what holding on to
 /// one small chunk of a bulk stream can cost. Equal sizes also let the allocator reuse freed
@@ -19,6 +20,9 @@ pub const SLAB_SIZE: usize = 256 * 1024;
 /// A read that would find less room than this (or than the pipe holds) starts a new slab; at
 /// most this much of a slab goes unused.
 const MIN_ROOM: usize = 64 * 1024;
+/// A stream that has read nothing into its slab for this long lets it go (and tells the JS side
+/// to), so a session that printed a burst and then went quiet pins no slab.
+pub const SLAB_IDLE: Duration = Duration::from_secs(1);
 
 pub struct Slab {
     ptr: NonNull<u8>,
@@ -69,10 +73,11 @@ impl SlabChunk {
     }
 }
 
-/// The slab a stream is filling, and how much of it is used.
+/// The slab a stream is filling, how much of it is used, and when it is let go if no read comes.
 #[derive(Default)]
 pub struct SlabCursor {
     current: Option<(Arc<Slab>, usize)>,
+    release_at: Option<Instant>,
 }
 
 impl SlabCursor {
@@ -91,7 +96,19 @@ impl SlabCursor {
     pub fn advance(&mut self, n: usize) {
         if let Some((_, used)) = self.current.as_mut() {
             *used += n;
+            self.release_at = Some(Instant::now() + SLAB_IDLE);
         }
+    }
+
+    /// When the current slab is let go unless another read comes first.
+    pub fn release_at(&self) -> Option<Instant> {
+        self.release_at
+    }
+
+    /// Lets the current slab go; true if there was one.
+    pub fn release(&mut self) -> bool {
+        self.release_at = None;
+        self.current.take().is_some()
     }
 }
 
@@ -121,6 +138,21 @@ mod tests {
         c.advance(1000);
         let (_, off, max) = c.room(1 << 20).unwrap();
         assert_eq!((off, max), (0, SLAB_SIZE));
+    }
+
+    #[test]
+    fn a_released_cursor_starts_a_new_slab() {
+        let mut c = SlabCursor::default();
+        assert_eq!(c.release_at(), None);
+        let (a, _, _) = c.room(1000).unwrap();
+        c.advance(1000);
+        assert!(c.release_at().is_some_and(|t| t > Instant::now()));
+        assert!(c.release());
+        assert!(!c.release());
+        assert_eq!(c.release_at(), None);
+        let (b, off, _) = c.room(1000).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(off, 0);
     }
 
     #[test]

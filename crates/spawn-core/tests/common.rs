@@ -17,6 +17,7 @@ pub enum Ev {
     Written(usize),
     StdinError(Errno),
     Exit(ExitStatus),
+    SlabReleased(StreamKind),
 }
 
 struct ChannelSink(Sender<Ev>, Option<Handle>);
@@ -33,6 +34,9 @@ impl EventSink for ChannelSink {
     }
     fn exit(&mut self, status: ExitStatus) {
         let _ = self.0.send(Ev::Exit(status));
+    }
+    fn slab_released(&mut self, kind: StreamKind) {
+        let _ = self.0.send(Ev::SlabReleased(kind));
     }
 }
 
@@ -91,7 +95,7 @@ pub fn collect(r: &Running) -> Outcome {
                 r.handle.credit(kind.index(), chunk.len());
                 if kind == StreamKind::Stderr { err.extend(chunk) } else { out.extend(chunk) }
             }
-            Ev::Written(_) => {}
+            Ev::Written(_) | Ev::SlabReleased(_) => {}
             Ev::StdinError(e) => stdin_errors.push(e),
             Ev::Exit(status) => {
                 let events_after_exit = r.events.recv_timeout(Duration::from_millis(50)).into_iter().count();

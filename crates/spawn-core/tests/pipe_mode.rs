@@ -2,6 +2,7 @@
 mod common;
 use common::*;
 use spawn_core::error::{FailureKind, SpawnStage};
+use spawn_core::reader::StreamKind;
 use spawn_core::spec::Mode;
 
 #[test]
@@ -125,5 +126,37 @@ fn a_full_pipe_is_grown_and_read_in_large_chunks() {
     assert_eq!(total, 8 * 1024 * 1024);
     if max >= spawn_core::reader::PIPE_GROW_TO {
         assert!(largest > 64 * 1024, "largest read {largest} B: the pipe was not grown or not read whole");
+    }
+}
+
+#[test]
+fn a_quiet_stream_lets_its_slab_go_and_says_so_after_its_last_chunk() {
+    // cat writes 128 KiB at a time: its first write fills the default pipe, which is then grown
+    // and read into slabs. Then the process stays alive, printing nothing.
+    let file = std::env::temp_dir().join(format!("spawn-core-slab-{}", std::process::id()));
+    std::fs::write(&file, vec![7u8; 4 << 20]).unwrap();
+    let path = file.to_str().unwrap();
+    let r = start(&request("sh", &["-c", "cat \"$0\"; exec sleep 30", path], Mode::Pipes)).unwrap();
+    let mut total = 0;
+    let released = loop {
+        match r.events.recv_timeout(std::time::Duration::from_secs(10)).expect("an event within 10 s") {
+            Ev::Data(kind, chunk) => {
+                r.handle.credit(kind.index(), chunk.len());
+                total += chunk.len();
+            }
+            Ev::SlabReleased(kind) => break kind,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(released, StreamKind::Stdout);
+    assert_eq!(total, 4 << 20, "the release comes after every byte");
+    r.handle.close();
+    loop {
+        match r.events.recv_timeout(std::time::Duration::from_secs(10)).expect("exit within 10 s") {
+            Ev::Exit(_) => break,
+            Ev::SlabReleased(kind) => panic!("released twice ({kind:?})"),
+            _ => {}
+        }
     }
 }

@@ -25,6 +25,8 @@ pub(super) enum Event {
     StdinWritten(usize),
     StdinError(Errno),
     Exit(ExitStatus),
+    /// A stream's slab was let go: the JS side drops its ArrayBuffer.
+    SlabReleased { kind: StreamKind, handle: Handle },
     /// An accepted connection's descriptor, now owned by JavaScript (to adopt).
     Connection(i32),
     /// The listener stopped with this errno.
@@ -122,6 +124,11 @@ impl EventSink for TsfnSink {
             t.send(Event::StdinError(errno));
         }
     }
+    fn slab_released(&mut self, kind: StreamKind) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::SlabReleased { kind, handle: self.handle.clone() });
+        }
+    }
     fn exit(&mut self, status: ExitStatus) {
         // Exit is the last event: release right after queueing it so the loop can end.
         if let Some(t) = self.tsfn.take() {
@@ -149,11 +156,7 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
             // to build per chunk. The JS side turns it into a NativeEvent.
             // The array always has four slots; `argc` says how many are passed.
             Event::Data { kind, chunk, handle } => {
-                let code = match kind {
-                    StreamKind::Stdout => 0,
-                    StreamKind::Stderr => 1,
-                    StreamKind::Pty => 2,
-                };
+                let code = stream_code(*kind);
                 let held = &handle.0.js_slab[kind.index()];
                 env.create_i32(code).and_then(|c| match std::mem::replace(chunk, Chunk::Owned(Vec::new())) {
                     Chunk::Owned(v) => Ok(([c, env.buffer_from_vec(v)?, c, c], 2)),
@@ -162,6 +165,11 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
                         (copy, None) => Ok(([c, copy, c, c], 2)),
                     },
                 })
+            }
+            // (stream code, null): the JS side lets go of the stream's slab.
+            Event::SlabReleased { kind, handle } => {
+                handle.0.js_slab[kind.index()].store(0, std::sync::atomic::Ordering::Relaxed);
+                env.create_i32(stream_code(*kind)).and_then(|c| Ok(([c, env.null()?, c, c], 2)))
             }
             other => build(env, other).and_then(|obj| Ok(([obj, env.undefined()?, obj, obj], 2))),
         };
@@ -185,11 +193,20 @@ unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut
     }));
 }
 
+/// The stream's number in the JS calling convention (ts/native/binding.ts, NativeStreamCode).
+fn stream_code(kind: StreamKind) -> i32 {
+    match kind {
+        StreamKind::Stdout => 0,
+        StreamKind::Stderr => 1,
+        StreamKind::Pty => 2,
+    }
+}
+
 fn build(env: Env, event: &mut Event) -> JsResult<napi_value> {
     let obj = env.create_object()?;
     match event {
         // Delivered as arguments by call_js.
-        Event::Data { .. } => {}
+        Event::Data { .. } | Event::SlabReleased { .. } => {}
         Event::StdinWritten(bytes) => {
             env.set(obj, c"type", env.create_string("stdin-written")?)?;
             env.set(obj, c"bytes", env.create_f64(*bytes as f64)?)?;
