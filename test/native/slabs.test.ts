@@ -4,16 +4,15 @@
 // it is kept, a chunk's ArrayBuffer holds nothing but the same stream's output and zeros, and
 // stdout and stderr never share one; a stream that goes quiet lets its slab go.
 import t from 'tap';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 import { spawnSession } from '../../ts/index.js';
-import { PROGRAMS } from '../fixtures/harness.js';
+import { eventually, pattern, PROGRAMS } from '../fixtures/harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -21,12 +20,6 @@ const SLAB = 256 * KiB;
 // cat writes 128 KiB at a time, so its first write fills a default 64 KiB pipe: the reader finds
 // it full and switches that pipe to slabs at once.
 const PATTERN_WRITER = join(PROGRAMS, 'c-pattern.sh');
-
-/** Deterministic, position-dependent bytes (AES-128-CTR keystream). */
-function pattern(n: number, seed: number): Buffer {
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16, 0));
-  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
-}
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -113,17 +106,14 @@ t.test('a stream that goes quiet after a burst lets its slab go while the proces
     bytes += c.length;
     last = new WeakRef(c.buffer);
   });
-  // Condition, not a timer: poll until the burst has arrived, then until its last slab is gone.
-  const deadline = Date.now() + 15_000;
-  while (bytes < 4 * MiB && Date.now() < deadline) await sleep(20);
+  // Conditions, not timers: poll until the burst has arrived, then until its last slab is gone.
+  await eventually(() => bytes >= 4 * MiB, 15_000);
   t.equal(bytes, 4 * MiB, 'the burst arrived');
   t.equal(last?.deref()?.byteLength, SLAB, 'its last chunk is a view into a slab');
-  let collected = false;
-  while (!collected && Date.now() < deadline) {
-    await sleep(100);
+  const collected = await eventually(() => {
     gc();
-    collected = last?.deref() === undefined;
-  }
+    return last?.deref() === undefined;
+  }, 15_000);
   t.ok(collected, 'the slab was collected while the process still runs (the JS side let it go)');
   t.equal(exited, false, 'the process is still running');
 });
