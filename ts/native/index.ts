@@ -122,17 +122,37 @@ export function spawnNative(
 const STREAM_NAMES = ['stdout', 'stderr', 'pty'] as const;
 
 /**
+ * Young-generation garbage allocated per slab, as a fraction of the slab's bytes (1/4: one array
+ * slot of 8 bytes per 32 bytes of slab).
+ *
+ * Why: V8 starts a full mark-compact whenever external memory (ArrayBuffer contents) has grown by
+ * 64 MiB since the last one, unless scavenges have freed dead ArrayBuffers first; scavenges run
+ * only when the young generation fills up, and a slab stream allocates almost nothing there
+ * (one Buffer view per chunk). So a bulk stream paid a full collection, whose cost grows with the
+ * whole heap, every 64 MiB: 16 per GB. A quarter of each slab in short-lived young garbage makes a
+ * scavenge come first even at V8's largest default young generation (16 MiB semi-spaces), and a
+ * scavenge costs only what survives it. Measured: mark-compacts per GB 16 -> 0, the JS thread's
+ * and V8's helper threads' CPU per GB about -150 ms together (bench/README.md).
+ */
+const BALLAST_SLOTS_PER_SLAB_BYTE = 1 / 32;
+
+/**
  * The addon's calling convention (output as arguments, see RawEventCallback) turned back into
  * NativeEvents. The slab each stream is filling is kept here until the next one arrives.
  */
 export function toNativeEvents(onEvent: (event: NativeEvent) => void): RawEventCallback {
   const slabs: (ArrayBuffer | undefined)[] = [undefined, undefined, undefined];
+  // Held only until the next slab arrives, so the allocation cannot be optimized away.
+  let ballast: unknown[] | undefined;
   return (event, chunk, offset, length) => {
     if (typeof event !== 'number') return onEvent(event);
     // null: the stream's slab was let go after a quiet spell; keep it no longer.
     if (chunk === null) return void (slabs[event] = undefined);
     if (offset === undefined) return onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: chunk as Buffer });
-    if (chunk !== undefined) slabs[event] = chunk as ArrayBuffer;
+    if (chunk !== undefined) {
+      slabs[event] = chunk as ArrayBuffer;
+      ballast = new Array<unknown>(Math.floor((chunk as ArrayBuffer).byteLength * BALLAST_SLOTS_PER_SLAB_BYTE));
+    }
     onEvent({ type: 'data', stream: STREAM_NAMES[event], chunk: Buffer.from(slabs[event] as ArrayBuffer, offset, length) });
   };
 }
