@@ -1,9 +1,9 @@
 /**
- * The client's socket to the agent, reading through one reused buffer (net's `onread`) instead
- * of a fresh 64 KiB allocation per read. Bulk output (a large exec stdout, a file read) then
- * arrives in reads of up to `READ_BUFFER_SIZE`, a quarter as many or fewer, each copied once into
- * a chunk of exactly its size (the buffer is reused by the next read) and emitted as an ordinary
- * 'data' event, so the handshake and the connection read it like any stream.
+ * The client's socket to the agent, reading through net's `onread` with a buffer chosen per read
+ * (frame-aligned-reads.ts): a large frame, such as a chunk of bulk exec output or a file read, is
+ * read straight into a buffer of its own and passed on whole, so JavaScript never copies it; small
+ * frames are read through a 16 KiB scratch buffer and copied out. Chunks are emitted as ordinary
+ * 'data' events, so the handshake and the connection read it like any stream.
  *
  * The socket starts paused: with `onread`, net starts reading as soon as it connects and would
  * hand the agent's first bytes to a callback with nobody listening yet. Reading starts with the
@@ -13,20 +13,24 @@
 import { connect as netConnect, type Socket } from 'node:net';
 
 import type { Address } from '../transport/address.js';
-
-/** One per connection; the unix socket's default send buffer (~208 KiB) fits in one read. */
-export const READ_BUFFER_SIZE = 256 * 1024;
+import { FrameAlignedReads } from './frame-aligned-reads.js';
+import { ID_RANGE_PREFIX_SIZE } from './handshake.js';
 
 export function connectBulkSocket(address: Address): Socket {
+  // unix and tcp are stream listeners: the id-range prefix comes first (PROTOCOL §6.1).
+  const reads = new FrameAlignedReads(ID_RANGE_PREFIX_SIZE);
+  const emit = (chunk: Buffer): void => void socket.emit('data', chunk);
   const onread = {
-    buffer: Buffer.allocUnsafe(READ_BUFFER_SIZE),
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      socket.emit('data', Buffer.from(buffer.subarray(0, bytes)));
+    buffer: () => reads.nextBuffer(),
+    callback: (bytes: number): boolean => {
+      reads.received(bytes, emit);
       return true;
     },
   };
   const socket =
     address.kind === 'unix' ? netConnect({ path: address.path, onread }) : netConnect({ port: address.port, host: address.host, onread });
+  // A frame cut off by the end of the stream still reaches the decoder, which reports it.
+  socket.prependListener('end', () => reads.flush(emit));
   socket.pause();
   return socket;
 }

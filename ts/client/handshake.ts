@@ -21,7 +21,8 @@ import { transportClosed } from './client-errors.js';
 
 /** The id range of a connection without the handshake prefix: every u32 but 0. */
 export const SINGLE_PEER_RANGE = { idStart: 1, idEndExclusive: 2 ** 32 } as const;
-const PREFIX_SIZE = 8;
+/** Bytes of the id-range prefix that stream listeners send before the ready frame. */
+export const ID_RANGE_PREFIX_SIZE = 8;
 
 export interface HandshakeResult {
   idStart: number;
@@ -76,8 +77,8 @@ export function readHandshake(stream: Duplex, opts: HandshakeOptions): Promise<H
     const onData = (chunk: Buffer): void => {
       if (prefix !== null) {
         prefix = Buffer.concat([prefix, chunk]);
-        if (prefix.length < PREFIX_SIZE) return;
-        chunk = prefix.subarray(PREFIX_SIZE);
+        if (prefix.length < ID_RANGE_PREFIX_SIZE) return;
+        chunk = prefix.subarray(ID_RANGE_PREFIX_SIZE);
         range = { idStart: prefix.readUInt32BE(0), idEndExclusive: prefix.readUInt32BE(4) };
         prefix = null;
         const { idStart, idEndExclusive } = range;
