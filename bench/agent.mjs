@@ -3,7 +3,9 @@
 //
 //   rtt     request → core.exec.started → core.exec.exited for /bin/true, p50/p99, interleaved
 //           batches against spawnSession() → exited in this process.
-//   stream  `head -c N /dev/zero` (pipes) read through the protocol against in-process pipe mode.
+//   stream  `head -c N /dev/zero` (pipes) read through the protocol against in-process pipe mode,
+//           and the C relay (c/relay.c: pipe -> unix socket -> reader, two copies through user
+//           space, no protocol) as what any relaying agent pays at the least on this machine.
 //   scale   SESSIONS idle PTY sessions (`sleep 3600`) in one agent: RSS and threads at 0, 1 and
 //           SESSIONS sessions, and a new exec's round trip with them alive against the idle agent
 //           (idle batches before opening and after closing them).
@@ -58,6 +60,21 @@ async function agentStream(client, n) {
   return { bytes, ms: performance.now() - t0 };
 }
 
+/**
+ * The C relay, started through spawnSession: a fork by execFileSync would write-protect this
+ * process's pages and tax the in-process runs that share it (see worker.mjs).
+ */
+async function relayStream(bin, n) {
+  const s = await spawnSession({ cmd: bin, args: [String(n)], stdin: 'ignore' });
+  let out = '';
+  s.stdout.on('data', (c) => (out += c));
+  s.stderr.on('data', (c) => process.stderr.write(c));
+  const exit = await s.exited;
+  if (exit.code !== 0) throw new Error(`relay exited with ${JSON.stringify(exit)}`);
+  const [bytes, ns] = out.trim().split(/\s+/).map(Number);
+  return { bytes, ms: ns / 1e6 };
+}
+
 async function localStream(n) {
   const t0 = performance.now();
   const s = await spawnSession({ cmd: 'head', args: HEAD_ARGS(n) });
@@ -74,7 +91,7 @@ const ms = (x) => x.toFixed(2);
  * Runs the selected agent cases. `rows`, `target` and `cases` are bench/index.mjs's table rows,
  * target recorder and JSON cases object.
  */
-export async function runAgentCases({ select, rounds, pipeBytes, sessions, stallSeconds, rttPerRound, log, rows, target, cases }) {
+export async function runAgentCases({ select, rounds, pipeBytes, sessions, stallSeconds, rttPerRound, relayBin, log, rows, target, cases }) {
   if (select.has('rtt')) {
     log(`agent round trip: ${rounds} rounds × ${rttPerRound} execs per implementation`);
     const agent = await startAgent();
@@ -119,7 +136,11 @@ export async function runAgentCases({ select, rounds, pipeBytes, sessions, stall
     const agent = await startAgent();
     try {
       const client = await agent.connect();
-      const impls = { 'AgentClient ← msb-agentd (unix socket)': () => agentStream(client, pipeBytes), 'spawnSession pipes in-process': () => localStream(pipeBytes) };
+      const impls = {
+        'AgentClient ← msb-agentd (unix socket)': () => agentStream(client, pipeBytes),
+        'spawnSession pipes in-process': () => localStream(pipeBytes),
+        'C relay (pipe → unix socket → reader)': () => relayStream(relayBin, pipeBytes),
+      };
       const samples = await interleave(impls, rounds, (fn) => fn(), { warmup: 1 });
       await client.close();
       const group = `Agent streaming (${pipeBytes / 1e6} MB stdout through the protocol)`;
@@ -130,11 +151,15 @@ export async function runAgentCases({ select, rounds, pipeBytes, sessions, stall
         g[impl] = { MBps: stats(runs.map((r) => r.bytes / 1e6 / (r.ms / 1000))), bytes: runs.map((r) => r.bytes), ms: runs.map((r) => r.ms) };
       }
       const [a, l] = [g['AgentClient ← msb-agentd (unix socket)'], g['spawnSession pipes in-process']];
-      a.ratioToInProcess = +(a.MBps.median / l.MBps.median).toFixed(3);
-      a.perRoundRatioToInProcess = perRoundRatios(a.MBps.samples, l.MBps.samples);
-      const spread = `(rounds ${a.perRoundRatioToInProcess.min.toFixed(2)}–${a.perRoundRatioToInProcess.max.toFixed(2)})`;
+      for (const v of Object.values(g)) {
+        if (v === l) continue;
+        v.ratioToInProcess = +(v.MBps.median / l.MBps.median).toFixed(3);
+        v.perRoundRatioToInProcess = perRoundRatios(v.MBps.samples, l.MBps.samples);
+      }
       for (const [impl, v] of Object.entries(g)) {
-        rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio: v === a ? `${a.ratioToInProcess.toFixed(2)}× in-process ${spread}` : '1.00×' });
+        const r = v.perRoundRatioToInProcess;
+        const ratio = v === l ? '1.00×' : `${v.ratioToInProcess.toFixed(2)}× in-process (rounds ${r.min.toFixed(2)}–${r.max.toFixed(2)})`;
+        rows.push({ group, impl, value: v.MBps.median.toFixed(0), unit: 'MB/s', range: `${v.MBps.min.toFixed(0)}–${v.MBps.max.toFixed(0)}`, ratio });
       }
       cases[group] = g;
       target('Agent streaming ≥ 0.7 × in-process pipe mode', a.ratioToInProcess, 0.7, a.ratioToInProcess >= 0.7);

@@ -53,7 +53,7 @@ const log = (...a) => console.error('[bench]', ...a);
 
 function compileC() {
   const out = {};
-  for (const [name, libs] of [['pty-reader', ['-lutil']], ['pipe-reader', []]]) {
+  for (const [name, libs] of [['pty-reader', ['-lutil']], ['pipe-reader', []], ['relay', []]]) {
     const bin = join(peersDir, name);
     mkdirSync(peersDir, { recursive: true });
     execFileSync('cc', ['-O2', '-o', bin, join(here, 'c', `${name}.c`), ...libs], { stdio: 'inherit' });
@@ -269,6 +269,7 @@ await runAgentCases({
   sessions: SESSIONS,
   stallSeconds: STALL,
   rttPerRound: RTT_EXECS,
+  relayBin: cbin.relay,
   log,
   rows,
   target,

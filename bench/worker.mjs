@@ -7,9 +7,9 @@
 // collected on the next one's time. Each worker keeps its state between rounds, as a
 // long-running program would.
 //
-// Parent side: `startWorker(kind)`, kind one of KINDS. Worker side (this file run as a program
-// with the kind as its argument): one line on stdin with a byte count starts one transfer; one
-// JSON line on stdout answers it.
+// Parent side: `startWorker(kind, options)`, kind one of KINDS. Worker side (this file run as a
+// program with the kind as its argument): one line on stdin with a byte count starts one
+// transfer; one JSON line on stdout answers it.
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -33,8 +33,12 @@ function ptyRunner(name) {
   return (n) => nodePtyRun(pty, n);
 }
 
-export function startWorker(kind) {
-  const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), kind], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Starts a worker of `kind`. `env` adds environment variables (e.g. MSB_AGENTD_NATIVE_PATH for
+ * another build of the addon); `script` runs another checkout's worker.mjs (with its dist/).
+ */
+export function startWorker(kind, { env = {}, script = fileURLToPath(import.meta.url) } = {}) {
+  const child = spawn(process.execPath, ['--expose-gc', script, kind], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
     async run(n) {
