@@ -15,15 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long long cpu_ns(const struct rusage *r) {
-  return (r->ru_utime.tv_sec + r->ru_stime.tv_sec) * 1000000000LL + (r->ru_utime.tv_usec + r->ru_stime.tv_usec) * 1000LL;
-}
+#include "clock.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: pipe-reader N\n"); return 2; }
