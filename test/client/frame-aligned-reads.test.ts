@@ -3,9 +3,13 @@
 // emitted chunks must be exactly the stream, owned, with every large frame in one chunk of its own
 // so that the decoder takes it as a view.
 import t from 'tap';
+import { once } from 'node:events';
 
+import { AgentClient } from '../../ts/client/index.js';
 import { FrameAlignedReads, SCRATCH_SIZE } from '../../ts/client/frame-aligned-reads.js';
 import { FrameDecoder } from '../../ts/protocol/decoder.js';
+import { encodeMessage } from '../../ts/protocol/index.js';
+import { startFakeAgent } from '../fixtures/client-fake-agent.js';
 import { createRandom, rawFrame } from '../fixtures/protocol-helpers.js';
 
 /**
@@ -109,4 +113,38 @@ t.test('a stream cut inside a frame: flush hands over what arrived, and the deco
     t.equal(decoder.readFrame(), null);
     t.throws(() => decoder.end(), { code: 'MSB_ERR_BAD_FRAME', message: `stream ended inside a frame (${cut} bytes buffered)` });
   }
+});
+
+t.test('through AgentClient: large frames written in pieces arrive whole; a frame cut by the agent is not delivered', async (t) => {
+  const agent = await startFakeAgent();
+  t.teardown(() => agent.close());
+  const client = await AgentClient.connect(agent.address);
+  const peer = await agent.accept();
+  const pending = client.exec({ cmd: 'prog' });
+  const req = await peer.next();
+  peer.send(req.id, { type: 'execStarted', payload: { pid: 7 } });
+  const exec = await pending;
+  const chunks: Buffer[] = [];
+  exec.stdout.on('data', (c: Buffer) => chunks.push(c));
+  const whole = [random.bytes(300_000), random.bytes(20), random.bytes(70_000)];
+  const wire = Buffer.concat(whole.map((data) => encodeMessage(req.id, { type: 'execStdout', payload: { data } })));
+  // Pieces that cut headers and bodies anywhere, each written after the previous was flushed.
+  for (let pos = 0; pos < wire.length; ) {
+    const n = 1 + random.int(90_000);
+    const piece = wire.subarray(pos, pos + n);
+    pos += piece.length;
+    await new Promise<void>((resolve) => peer.socket.write(piece, () => resolve()));
+  }
+  while (chunks.length < whole.length) await once(exec.stdout, 'data');
+  t.same(chunks.map((c) => c.length), whole.map((d) => d.length), 'one chunk per frame');
+  t.ok(Buffer.concat(chunks).equals(Buffer.concat(whole)), 'byte-exact');
+  // Half of one more frame, then the agent goes away.
+  const cut = encodeMessage(req.id, { type: 'execStdout', payload: { data: random.bytes(100_000) } });
+  peer.socket.end(cut.subarray(0, 50_000));
+  const err = await exec.exited.then(
+    () => null,
+    (e: Error & { code?: string }) => e,
+  );
+  t.same({ name: err?.name, code: err?.code }, { name: 'TransportError', code: 'MSB_ERR_TRANSPORT_CLOSED' });
+  t.equal(chunks.length, whole.length, 'nothing of the cut frame was delivered');
 });
