@@ -15,22 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "common.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: pipe-reader N\n"); return 2; }
   static char buf[65536];
   long long t0 = now_ns();
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe2"); return 1; }
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
-  if (pid == 0) {
-    dup2(p[1], 1);
-    execlp("head", "head", "-c", argv[1], "/dev/zero", (char *)NULL);
-    _exit(127);
-  }
-  close(p[1]);
+  int in;
+  pid_t pid = start_head(argv[1], &in);
+  if (pid < 0) return 1;
   long long total = 0;
   int keep = argc > 2;
   static char *kept[1024];
@@ -38,7 +31,7 @@ int main(int argc, char **argv) {
   for (;;) {
     char *dst = keep ? malloc(sizeof buf) : buf;
     if (!dst) { perror("malloc"); return 1; }
-    ssize_t n = read(p[0], dst, sizeof buf);
+    ssize_t n = read(in, dst, sizeof buf);
     if (n > 0) {
       total += n;
       if (keep) {

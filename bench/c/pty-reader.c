@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "common.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: pty-reader N\n"); return 2; }

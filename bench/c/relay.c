@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "common.h"
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -63,16 +63,9 @@ int main(int argc, char **argv) {
     client(sv[1], want);
   }
   close(sv[1]);
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe2"); return 1; }
-  pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return 1; }
-  if (pid == 0) {
-    dup2(p[1], 1);
-    execlp("head", "head", "-c", argv[1], "/dev/zero", (char *)NULL);
-    _exit(127);
-  }
-  close(p[1]);
+  int in;
+  pid_t pid = start_head(argv[1], &in);
+  if (pid < 0) return 1;
   static char buf[256 * 1024];
   char header[16] = {0};
   long long total = 0;
@@ -82,27 +75,27 @@ int main(int argc, char **argv) {
       // The header needs the length first: FIONREAD says what the pipe holds (we are its only
       // reader, so all of it can be spliced); when it is empty, wait until it is readable.
       int avail = 0;
-      if (ioctl(p[0], FIONREAD, &avail) < 0) { perror("FIONREAD"); return 1; }
+      if (ioctl(in, FIONREAD, &avail) < 0) { perror("FIONREAD"); return 1; }
       if (avail == 0) {
         fd_set rd;
         FD_ZERO(&rd);
-        FD_SET(p[0], &rd);
-        if (select(p[0] + 1, &rd, NULL, NULL, NULL) < 0 && errno != EINTR) { perror("select"); return 1; }
-        if (ioctl(p[0], FIONREAD, &avail) < 0) { perror("FIONREAD"); return 1; }
+        FD_SET(in, &rd);
+        if (select(in + 1, &rd, NULL, NULL, NULL) < 0 && errno != EINTR) { perror("select"); return 1; }
+        if (ioctl(in, FIONREAD, &avail) < 0) { perror("FIONREAD"); return 1; }
         if (avail == 0) break; // readable with nothing in it: EOF
       }
       memcpy(header, &avail, sizeof avail);
       if (write_all(sv[0], header, sizeof header) < 0) { perror("write"); return 1; }
       long long left = avail;
       while (left > 0) {
-        ssize_t s = splice(p[0], NULL, sv[0], NULL, (size_t)left, SPLICE_F_MOVE);
+        ssize_t s = splice(in, NULL, sv[0], NULL, (size_t)left, SPLICE_F_MOVE);
         if (s < 0 && errno == EINTR) continue;
         if (s <= 0) { perror("splice"); return 1; }
         left -= s;
       }
       n = avail;
     } else {
-      n = read(p[0], buf, sizeof buf);
+      n = read(in, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       memcpy(header, &n, sizeof n);
