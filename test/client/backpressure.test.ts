@@ -14,7 +14,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { AgentClient, type ClientExec } from '../../ts/client/index.js';
 import { OUTPUT_HIGH_WATER_MARK } from '../../ts/client/client-streams.js';
 import { connectBulkSocket } from '../../ts/client/bulk-socket.js';
-import { SCRATCH_SIZE } from '../../ts/client/frame-aligned-reads.js';
+import { SLAB_SIZE } from '../../ts/client/frame-aligned-reads.js';
 import { startFakeAgent, type FakePeer } from '../fixtures/client-fake-agent.js';
 
 const FRAME_DATA = 64 * 1024;
@@ -25,11 +25,10 @@ const CLIENT_BOUND = 2 * 1024 * 1024;
 /** How the client's socket is made: a plain net socket, or the one AgentClient.connect() uses. */
 type SocketKind = 'net.connect' | 'bulk socket';
 /**
- * The most one socket read hands over: net's 64 KiB allocation, or for the bulk socket one whole
- * frame (its header is under 64 bytes) or small frames from the scratch buffer plus a carried-over
- * partial one.
+ * The most one socket read hands over: net's 64 KiB allocation, or for the bulk socket the rest of
+ * its read slab (one slab at most), or one whole frame larger than that (its header is under 64 bytes).
  */
-const SOCKET_CHUNK: Record<SocketKind, number> = { 'net.connect': 64 * 1024, 'bulk socket': Math.max(FRAME_DATA + 64, 2 * SCRATCH_SIZE) };
+const SOCKET_CHUNK: Record<SocketKind, number> = { 'net.connect': 64 * 1024, 'bulk socket': Math.max(FRAME_DATA + 64, SLAB_SIZE) };
 
 async function setup(t: Test, kind: SocketKind = 'net.connect'): Promise<{ client: AgentClient; peer: FakePeer; socket: Socket; exec: ClientExec; id: number }> {
   const agent = await startFakeAgent();

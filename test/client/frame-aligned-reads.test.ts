@@ -1,12 +1,13 @@
 // The client socket's read placement (ts/client/frame-aligned-reads.ts): reads are simulated as a
 // socket would do them (at most what the offered buffer holds, at most what has arrived), and the
-// emitted chunks must be exactly the stream, owned, with every large frame in one chunk of its own
-// so that the decoder takes it as a view.
+// emitted chunks must be exactly the stream, never written again, with every large frame in one
+// chunk of its own (a view into a read slab, which the decoder takes as is) and small frames
+// copied out of the slabs.
 import t from 'tap';
 import { once } from 'node:events';
 
 import { AgentClient } from '../../ts/client/index.js';
-import { FrameAlignedReads, SCRATCH_SIZE } from '../../ts/client/frame-aligned-reads.js';
+import { FrameAlignedReads, SLAB_SIZE, VIEW_MIN } from '../../ts/client/frame-aligned-reads.js';
 import { FrameDecoder } from '../../ts/protocol/decoder.js';
 import { encodeMessage } from '../../ts/protocol/index.js';
 import { startFakeAgent } from '../fixtures/client-fake-agent.js';
@@ -44,13 +45,13 @@ function dropPrefix(chunks: Buffer[], n: number): Buffer[] {
 }
 
 const random = createRandom(7);
-/** Frames of every size class: tiny, around the scratch size, large. */
-const SIZES = [1, 100, SCRATCH_SIZE - 9, SCRATCH_SIZE - 8, SCRATCH_SIZE + 1, 70_000, 250_000, 4, 0];
+/** Frames of every size class: tiny, around the view threshold, large, larger than a slab. */
+const SIZES = [1, 100, VIEW_MIN - 10, VIEW_MIN - 9, VIEW_MIN + 1, 70_000, 250_000, 4, 0, SLAB_SIZE + 5];
 const frames = Array.from({ length: 60 }, (_, i) => rawFrame(i + 1, 0, random.bytes(SIZES[i % SIZES.length]!)));
 const prefix = Buffer.from([0, 0, 0, 1, 1, 255, 255, 255]);
 const stream = Buffer.concat([prefix, ...frames]);
 
-t.test('any read pattern: the exact stream, owned chunks, large frames whole', async (t) => {
+t.test('any read pattern: the exact stream, never overwritten, large frames whole, small ones copied', async (t) => {
   for (const [name, arrive] of [
     ['1 byte at a time', () => 1],
     ['random up to 208 KiB', () => random.int(208 * 1024)],
@@ -58,12 +59,14 @@ t.test('any read pattern: the exact stream, owned chunks, large frames whole', a
   ] as const) {
     const reads = new FrameAlignedReads(prefix.length);
     const { chunks, targets } = simulate(reads, stream, arrive);
-    // Scribble over the scratch buffer: no emitted chunk may share its memory.
-    const scratch = targets.find((b) => b.length === SCRATCH_SIZE && b.byteOffset === targets[0]!.byteOffset)!;
-    scratch.fill(0xee);
+    // Checked after the last read: a read into memory already handed on would show here.
     t.ok(Buffer.concat(chunks).equals(stream), `${name}: the chunks are the stream, byte for byte`);
-    const largeWhole = frames.filter((f) => f.length > SCRATCH_SIZE && chunks.some((c) => c.equals(f)));
-    t.equal(largeWhole.length, frames.filter((f) => f.length > SCRATCH_SIZE).length, `${name}: every large frame is one chunk`);
+    const largeWhole = frames.filter((f) => f.length >= VIEW_MIN && chunks.some((c) => c.equals(f)));
+    t.equal(largeWhole.length, frames.filter((f) => f.length >= VIEW_MIN).length, `${name}: every large frame is one chunk`);
+    const slabs = new Set(targets.map((b) => b.buffer));
+    const copied = chunks.filter((c) => !largeWhole.some((f) => c.equals(f)));
+    t.ok(copied.every((c) => !slabs.has(c.buffer)), `${name}: everything but large frames is copied out of the slabs`);
+    t.ok(largeWhole.length > 0 && chunks.filter((c) => slabs.has(c.buffer)).length === largeWhole.length, `${name}: large frames are views into a slab`);
     const decoder = new FrameDecoder();
     const got: Buffer[] = [];
     let views = 0;
@@ -71,7 +74,7 @@ t.test('any read pattern: the exact stream, owned chunks, large frames whole', a
       decoder.push(c);
       for (let f = decoder.readFrame(); f !== null; f = decoder.readFrame()) {
         got.push(f.body);
-        if (f.body.length + 9 > SCRATCH_SIZE && f.body.buffer === c.buffer) views++;
+        if (f.body.length + 9 >= VIEW_MIN && f.body.buffer === c.buffer) views++;
       }
     }
     decoder.end();
@@ -80,14 +83,24 @@ t.test('any read pattern: the exact stream, owned chunks, large frames whole', a
   }
 });
 
-t.test('large frames are read in place: no read into the scratch buffer ends inside one', async (t) => {
+t.test('large frames are read in place: every read lands in the slab the frame is handed on from', async (t) => {
   const big = rawFrame(9, 0, random.bytes(1_000_000));
   const reads = new FrameAlignedReads();
   const { chunks, targets } = simulate(reads, big, () => 65_536);
   t.same(chunks.map((c) => c.length), [big.length], 'one chunk, the frame');
-  t.equal(targets[0]!.length, SCRATCH_SIZE, 'the first read goes to the scratch buffer');
-  t.ok(targets.slice(1).every((b) => b.buffer === chunks[0]!.buffer), 'every later read lands in the frame itself');
-  t.equal(targets.length, 1 + Math.ceil((big.length - SCRATCH_SIZE) / 65_536), 'no read more than needed');
+  t.ok(targets.every((b) => b.buffer === chunks[0]!.buffer), 'every read lands in the slab of the frame');
+  t.equal(targets.length, Math.ceil(big.length / 65_536), 'no read more than needed');
+});
+
+t.test('a frame that does not fit in the rest of a slab moves to the next one, once', async (t) => {
+  const two = [rawFrame(1, 0, random.bytes(600_000)), rawFrame(2, 0, random.bytes(600_000))];
+  const reads = new FrameAlignedReads();
+  const { chunks, targets } = simulate(reads, Buffer.concat(two), () => 100_000);
+  t.same(chunks.map((c) => c.length), two.map((f) => f.length), 'one chunk per frame');
+  t.ok(chunks[0]!.equals(two[0]!) && chunks[1]!.equals(two[1]!), 'byte-exact');
+  t.not(chunks[0]!.buffer, chunks[1]!.buffer, 'the second frame is in a new slab');
+  t.equal(new Set(targets.map((b) => b.buffer)).size, 2, 'two slabs in all');
+  t.ok(targets.every((b) => b.length >= 64 * 1024), 'every read is offered at least 64 KiB');
 });
 
 t.test('a length out of range switches alignment off and the decoder reports it', async (t) => {
@@ -102,7 +115,7 @@ t.test('a length out of range switches alignment off and the decoder reports it'
 });
 
 t.test('a stream cut inside a frame: flush hands over what arrived, and the decoder says so', async (t) => {
-  for (const cut of [2, 100, SCRATCH_SIZE + 500, 200_000]) {
+  for (const cut of [2, 100, VIEW_MIN + 500, 200_000]) {
     const truncated = Buffer.concat([frames[0]!, frames[6]!]).subarray(0, frames[0]!.length + cut);
     const reads = new FrameAlignedReads();
     const { chunks } = simulate(reads, truncated, () => 4096);

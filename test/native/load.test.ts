@@ -147,7 +147,7 @@ t.test('MSB_AGENTD_NATIVE_PATH is the only file tried when set', async (t) => {
 
   t.match(
     loadError(() => loadNative({ env: { MSB_AGENTD_NATIVE_PATH: impostor } })).message,
-    /: loaded, but it is not this version's spawn-core addon \(missing write, closeStdin, .*strerror\)\n/,
+    /: loaded, but it is not this version's spawn-core addon \(missing write, closeStdin, .*send\)\n/,
   );
 
   // Relative to the working directory, as a user typing it expects.

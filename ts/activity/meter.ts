@@ -71,6 +71,14 @@ export class ActivityMeter {
     this.#add(SLOT.guestMessages, 1n);
   }
 
+  /** `count` frames we emitted at once (routed exec output, counted natively). */
+  recordGuestMessages(count: number): void {
+    if (count <= 0) return;
+    this.#bump();
+    this.#add(SLOT.activitySeq, BigInt(count - 1));
+    this.#add(SLOT.guestMessages, BigInt(count));
+  }
+
   execOutput(bytes: number): void {
     this.#add(SLOT.execOutputBytes, BigInt(bytes));
   }

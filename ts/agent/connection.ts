@@ -3,9 +3,11 @@
  *
  * Bad input never ends the connection except a framing error (the stream is out of step); every
  * other problem is answered with `core.error` (to peers whose `v` >= 5) and the connection goes
- * on. Output flow control: when the bytes waiting to be written to this peer pass
- * `OUTPUT_HIGH_WATER`, every session of this peer stops being read until the stream drains, so a
- * client that stops reading cannot grow the agent's memory or slow anyone else.
+ * on. Output flow control: when the bytes waiting to be written to this peer pass the high water
+ * (outbound.ts), every session of this peer stops being read until the peer catches up, so a
+ * client that stops reading cannot grow the agent's memory or slow anyone else. On a socket the
+ * frames go through a native writer, and exec output is routed to it without passing through
+ * JavaScript (outbound.ts); routed sessions are held back by the writer itself.
  */
 
 import type { Duplex } from 'node:stream';
@@ -34,9 +36,8 @@ import { toExecFailed } from './exec-failed.js';
 import { inRange, type IdRange } from './id-ranges.js';
 import { FsService } from '../fs/fs-service.js';
 import type { HandleTable } from '../fs/handle-table.js';
-
-/** Bytes queued to one peer above which its sessions are paused. */
-export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
+import type { NativeRoute } from '../native/binding.js';
+import { NativeOutbound, StreamOutbound, socketFd, type Outbound, type OutboundEvents } from './outbound.js';
 /** Ids of ended sessions remembered, so late input for them is dropped quietly. */
 const ENDED_IDS_KEPT = 65536;
 
@@ -57,6 +58,7 @@ export interface ConnectionHost {
 
 export class Connection implements ExecOwner {
   readonly #stream: Duplex;
+  readonly #out: Outbound;
   readonly #host: ConnectionHost;
   /** The peer's id range (relay handshake), or null for a single-peer transport. */
   readonly range: IdRange | null;
@@ -76,8 +78,13 @@ export class Connection implements ExecOwner {
     this.range = range;
     this.label = label;
     this.#fs = new FsService(this, host.fsHandles);
+    const events: OutboundEvents = {
+      drain: () => this.#relieve(),
+      failed: (reason) => this.close(reason),
+    };
+    const fd = socketFd(stream);
+    this.#out = fd !== null ? new NativeOutbound(fd, events) : new StreamOutbound(stream, events);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('drain', () => this.#relieve());
     stream.on('error', (err) => this.#host.log.debug('connection error', { conn: label, error: err.message }));
     stream.on('close', () => this.close('peer closed'));
     stream.on('end', () => this.close('peer ended'));
@@ -99,7 +106,11 @@ export class Connection implements ExecOwner {
 
   /** Writes raw bytes (the handshake prefix and ready frame). */
   writeRaw(bytes: Buffer): void {
-    if (!this.#closed) this.#stream.write(bytes);
+    if (!this.#closed) this.#out.write(bytes);
+  }
+
+  route(id: number): NativeRoute | null {
+    return this.#closed ? null : this.#out.route(id);
   }
 
   send(id: number, message: OutgoingMessage): void {
@@ -113,20 +124,17 @@ export class Connection implements ExecOwner {
         // Bulk output: header and chunk go out in one writev, the chunk never copied. (Not
         // fsData: a read stream reuses its buffer as soon as send() returns.)
         const [head, data] = encodeDataFrame(id, message.type, message.payload.data);
-        this.#stream.cork();
-        this.#stream.write(head);
-        this.#stream.write(data);
-        this.#stream.uncork();
+        this.#out.writeData(head, data);
       } else {
-        this.#stream.write(encodeMessage(id, message));
+        this.#out.write(encodeMessage(id, message));
       }
     } catch (err) {
       this.#host.log.error('cannot encode a frame', { type: info.wire, id, error: (err as Error).message });
       return;
     }
-    if (!this.#pressured && this.#stream.writableLength > OUTPUT_HIGH_WATER) {
+    if (!this.#pressured && this.#out.congested) {
       this.#pressured = true;
-      for (const s of this.#sessions.values()) s.setPaused(true);
+      for (const s of this.#sessions.values()) if (!s.routed) s.setPaused(true);
       for (const s of this.#tcp.values()) s.setPaused(true);
       this.#fs.setPaused(true);
     }
@@ -145,7 +153,7 @@ export class Connection implements ExecOwner {
   #relieve(): void {
     if (!this.#pressured) return;
     this.#pressured = false;
-    for (const s of this.#sessions.values()) s.setPaused(false);
+    for (const s of this.#sessions.values()) if (!s.routed) s.setPaused(false);
     for (const s of this.#tcp.values()) s.setPaused(false);
     this.#fs.setPaused(false);
   }
@@ -307,7 +315,7 @@ export class Connection implements ExecOwner {
       if (prepared instanceof SpawnError) throw prepared;
       const session = ExecSession.start(id, prepared, this);
       if (!session.isDone) this.#sessions.set(id, session);
-      if (this.#pressured) session.setPaused(true);
+      if (this.#pressured && !session.routed) session.setPaused(true);
     } catch (err) {
       if (!(err instanceof SpawnError)) throw err;
       this.send(id, { type: 'execFailed', payload: toExecFailed(err) });
@@ -330,6 +338,7 @@ export class Connection implements ExecOwner {
     for (const s of this.#sessions.values()) s.terminate('SIGHUP');
     for (const s of [...this.#tcp.values()]) s.terminate();
     this.#fs.close();
+    this.#out.close();
     this.#stream.destroy();
     this.#host.closed(this);
   }

@@ -7,7 +7,7 @@
  * with `core.exec.stdin.error` (ENOBUFS) instead of blocking the connection.
  */
 
-import type { NativeEvent } from '../native/binding.js';
+import type { NativeEvent, NativeRoute } from '../native/binding.js';
 import { NativeProcess, signalNumber, spawnNative } from '../native/index.js';
 import type { OutgoingMessage } from '../protocol/index.js';
 import type { NormalizedOptions } from '../spawn-options.js';
@@ -22,6 +22,8 @@ const ENOBUFS = 105;
 export interface ExecOwner {
   /** Queue a frame to the peer (dropped if the peer is gone). */
   send(id: number, message: OutgoingMessage): void;
+  /** Where session `id`'s output can go natively, or null to send it as `data` events come. */
+  route(id: number): NativeRoute | null;
   /** The session sent its terminal frame. */
   ended(id: number): void;
   readonly meter: ActivityMeter;
@@ -34,13 +36,16 @@ export class ExecSession {
   readonly #proc: NativeProcess;
   readonly #owner: ExecOwner;
   readonly #graceMs: number;
+  /** Output goes to the connection's writer from native code (outbound.ts), not through here. */
+  readonly routed: boolean;
   #stdinQueued = 0;
   #stdinClosed = false;
   #paused = false;
   #done = false;
 
-  private constructor(id: number, proc: NativeProcess, owner: ExecOwner, graceMs: number) {
+  private constructor(id: number, proc: NativeProcess, owner: ExecOwner, graceMs: number, routed: boolean) {
     this.id = id;
+    this.routed = routed;
     this.pid = proc.pid;
     this.#proc = proc;
     this.#owner = owner;
@@ -54,10 +59,13 @@ export class ExecSession {
   static start(id: number, spawn: NormalizedOptions, owner: ExecOwner): ExecSession {
     let session: ExecSession | null = null;
     const early: NativeEvent[] = [];
-    const proc = spawnNative(spawn.native, (e) => (session ? session.#onEvent(e) : early.push(e)));
-    const s = new ExecSession(id, proc, owner, spawn.killGraceMs);
+    const route = owner.route(id);
+    const proc = spawnNative({ ...spawn.native, route }, (e) => (session ? session.#onEvent(e) : early.push(e)));
+    const s = new ExecSession(id, proc, owner, spawn.killGraceMs, route !== null);
     owner.meter.adjustActive('exec', 1);
     owner.send(id, { type: 'execStarted', payload: { pid: proc.pid } });
+    // A routed session starts paused, so that its output cannot overtake `started`.
+    if (route) for (const stream of [0, 1] as const) proc.resume(stream);
     session = s;
     for (const e of early) s.#onEvent(e);
     return s;
@@ -75,6 +83,10 @@ export class ExecSession {
           type: e.stream === 'stderr' ? 'execStderr' : 'execStdout',
           payload: { data: e.chunk },
         });
+        break;
+      case 'routed':
+        this.#owner.meter.execOutput(e.bytes);
+        this.#owner.meter.recordGuestMessages(e.frames);
         break;
       case 'stdin-written':
         this.#stdinQueued -= e.bytes;

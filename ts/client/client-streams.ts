@@ -7,6 +7,7 @@ import { Readable, Writable } from 'node:stream';
 
 import type { ExecStdinError, OutgoingMessage } from '../protocol/index.js';
 import type { FlowControl } from './connection.js';
+import { VIEW_MIN } from './frame-aligned-reads.js';
 
 /** Output buffered per stream before the connection stops reading (as spawnSession's). */
 export const OUTPUT_HIGH_WATER_MARK = 256 * 1024;
@@ -29,9 +30,10 @@ export class ExecOutput extends Readable {
   /** One chunk from the agent. Data for a destroyed or finished stream is dropped. */
   deliver(data: Buffer): void {
     if (this.#finished || this.destroyed) return;
-    // A decoded chunk is a view into the received frame; a small one is copied so that it does
-    // not keep a large receive buffer alive while it waits here.
-    const chunk = data.byteLength * 2 < data.buffer.byteLength ? Buffer.from(data) : data;
+    // A decoded chunk is a view into what was received; a small one is copied so that it does
+    // not keep a large receive buffer alive while it waits here. A large one stays a view (into a
+    // read slab, frame-aligned-reads.ts): copying it would cost more than the memory it pins.
+    const chunk = data.byteLength < VIEW_MIN && data.byteLength * 2 < data.buffer.byteLength ? Buffer.from(data) : data;
     if (!this.push(chunk)) this.#flow.block(this);
   }
 

@@ -1,34 +1,39 @@
 /**
- * Where each read from the agent's socket lands, chosen so that a large frame is read straight
- * into a buffer of its own and never copied in JavaScript.
+ * Where each read from the agent's socket lands, chosen so that reads are large and a large frame
+ * is never copied in JavaScript.
  *
- * Between frames, reads go into a small scratch buffer (`SCRATCH_SIZE`). Complete frames found
- * there are copied out (they are small: at most the scratch size). A frame that is not complete
- * and larger than the scratch buffer gets an exact-size buffer; the part already read is copied
- * into it once and every later read targets its unfilled rest, so the read ends exactly at the
- * frame's end. The finished frame is handed on as one chunk, which the frame decoder then takes
- * as a view (decoder.ts's fast path) rather than assembling it from pieces.
+ * Reads fill a slab (`SLAB_SIZE`) from its unused tail, as much as the socket holds. Each complete
+ * frame is handed on at once: a large one (`VIEW_MIN` or more) as a view into the slab, which the
+ * frame decoder then takes as is (decoder.ts's fast path); a run of small ones copied out together,
+ * so that a small chunk the application keeps pins no slab. An incomplete frame stays where it is
+ * while the slab has room for all of it; otherwise its start moves to the next slab (at most one
+ * copy of part of a frame per slab). A slab lives as long as views into it do.
  *
  * Bytes before the first frame (`skip`: the id-range prefix of PROTOCOL §6.1) pass through as read.
  * Output is the same byte stream, only cut at other places: every emitted chunk is owned (never
- * reused), and their concatenation is exactly what the socket delivered. A length outside the
- * protocol's range switches alignment off for good; the bytes then pass through as read, and the
+ * written again), and their concatenation is exactly what the socket delivered. A length outside
+ * the protocol's range switches framing off for good; the bytes then pass through as read, and the
  * decoder reports the desynchronised stream as before.
  */
 
 import { LENGTH_PREFIX_SIZE, MAX_FRAME_SIZE, FRAME_HEADER_SIZE } from '../protocol/frame.js';
 
-/** Size of the between-frames read: the most a large frame can have copied before direct reads. */
-export const SCRATCH_SIZE = 16 * 1024;
+/** Size of one read slab: one ArrayBuffer per this much output, not one per frame. */
+export const SLAB_SIZE = 1024 * 1024;
+/** Frames at least this large are handed on as views into the slab; smaller ones are copied. */
+export const VIEW_MIN = 16 * 1024;
+/** Less room than this left in the slab starts a new one, so reads stay large. */
+const MIN_ROOM = 64 * 1024;
 
 export class FrameAlignedReads {
-  readonly #scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
-  /** Bytes of an incomplete small frame (or length prefix) carried over to the next read. */
-  #carry: Buffer | null = null;
-  /** The large frame being read directly, and how much of it has arrived. */
-  #frame: Buffer | null = null;
-  #filled = 0;
-  /** Set once a length was out of range: no more alignment. */
+  #slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  /** The first byte of the slab not yet handed on. */
+  #start = 0;
+  /** Bytes read into the slab. */
+  #end = 0;
+  /** Length of the incomplete frame at #start once its prefix has arrived, else 0. */
+  #pending = 0;
+  /** Set once a length was out of range: no more framing. */
   #passthrough = false;
   /** Bytes before the first frame (the handshake's id-range prefix) still to pass through. */
   #skip: number;
@@ -39,58 +44,63 @@ export class FrameAlignedReads {
 
   /** The buffer the next read should fill. */
   nextBuffer(): Buffer {
-    return this.#frame === null ? this.#scratch : this.#frame.subarray(this.#filled);
+    // An incomplete frame of known length must fit whole; otherwise a read needs MIN_ROOM.
+    const fits =
+      this.#pending > 0 ? this.#start + this.#pending <= this.#slab.length : this.#slab.length - this.#end >= MIN_ROOM;
+    if (!fits) this.#moveToNewSlab(Math.max(this.#pending, MIN_ROOM));
+    return this.#slab.subarray(this.#end);
   }
 
   /** `n` bytes were read into the buffer nextBuffer() returned; chunks ready to pass on go to `emit`. */
   received(n: number, emit: (chunk: Buffer) => void): void {
-    if (this.#frame !== null) {
-      this.#filled += n;
-      if (this.#filled === this.#frame.length) {
-        const frame = this.#frame;
-        this.#frame = null;
-        this.#filled = 0;
-        emit(frame);
-      }
-      return;
+    this.#end += n;
+    const slab = this.#slab;
+    let pos = this.#start;
+    if (this.#skip > 0) {
+      const k = Math.min(this.#skip, this.#end - pos);
+      this.#skip -= k;
+      pos += k;
     }
-    const read = this.#scratch.subarray(0, n);
-    if (this.#passthrough) return emit(Buffer.from(read));
-    const data = this.#carry === null ? read : Buffer.concat([this.#carry, read]);
-    this.#carry = null;
-    let pos = Math.min(this.#skip, data.length);
-    this.#skip -= pos;
-    while (data.length - pos >= LENGTH_PREFIX_SIZE) {
-      const len = data.readUInt32BE(pos);
+    // [copyFrom, pos): small frames (and pass-through bytes) waiting to be copied out together.
+    let copyFrom = this.#start;
+    this.#pending = 0;
+    while (!this.#passthrough && this.#end - pos >= LENGTH_PREFIX_SIZE) {
+      const len = slab.readUInt32BE(pos);
       if (len < FRAME_HEADER_SIZE || len > MAX_FRAME_SIZE) {
         this.#passthrough = true;
-        pos = data.length;
         break;
       }
       const total = LENGTH_PREFIX_SIZE + len;
-      if (data.length - pos >= total) {
-        pos += total;
-        continue;
+      if (this.#end - pos < total) {
+        this.#pending = total;
+        break;
       }
-      if (total > SCRATCH_SIZE) {
-        // Large and incomplete: the rest of it is read in place.
-        this.#frame = Buffer.allocUnsafe(total);
-        this.#filled = data.copy(this.#frame, 0, pos);
-        if (pos > 0) emit(Buffer.from(data.subarray(0, pos)));
-        return;
+      if (total >= VIEW_MIN) {
+        if (pos > copyFrom) emit(Buffer.from(slab.subarray(copyFrom, pos)));
+        emit(slab.subarray(pos, pos + total));
+        copyFrom = pos + total;
       }
-      break;
+      pos += total;
     }
-    if (pos > 0) emit(Buffer.from(data.subarray(0, pos)));
-    if (pos < data.length) this.#carry = Buffer.from(data.subarray(pos));
+    if (this.#passthrough) pos = this.#end;
+    if (pos > copyFrom) emit(Buffer.from(slab.subarray(copyFrom, pos)));
+    this.#start = pos;
   }
 
   /** At the end of the stream: whatever was held back, so the decoder sees the truncated frame. */
   flush(emit: (chunk: Buffer) => void): void {
-    const held = this.#frame !== null ? this.#frame.subarray(0, this.#filled) : this.#carry;
-    this.#frame = null;
-    this.#filled = 0;
-    this.#carry = null;
-    if (held !== null && held.length > 0) emit(held);
+    const held = this.#slab.subarray(this.#start, this.#end);
+    this.#start = this.#end;
+    this.#pending = 0;
+    if (held.length > 0) emit(Buffer.from(held));
+  }
+
+  /** Continues in a fresh slab of at least `need` bytes, carrying over what was not handed on. */
+  #moveToNewSlab(need: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, need));
+    const carried = this.#slab.copy(next, 0, this.#start, this.#end);
+    this.#slab = next;
+    this.#start = 0;
+    this.#end = carried;
   }
 }

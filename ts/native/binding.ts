@@ -33,6 +33,30 @@ export interface NativeSpawnOptions {
   /** How long to keep reading after the leader exited. */
   drainMs: number;
   afterDrain: 'wait' | 'kill-group' | 'detach';
+  /**
+   * Send the output as frames on a writer (`adoptWriter`) from the reader thread instead of as
+   * `data` events; `routed` events count what was sent. The session starts paused: the owner
+   * queues what must come first, then resumes both streams.
+   */
+  route?: NativeRoute | null;
+}
+
+/** One stream's data frame as fixed parts: see crates/spawn-core/src/route.rs. */
+export interface NativeFrameParts {
+  flags: number;
+  /** The envelope up to the byte-string header of its payload. */
+  envelope: Buffer;
+  /** The payload up to the byte-string header of `data`. */
+  payload: Buffer;
+}
+
+export interface NativeRoute {
+  writer: NativeHandle;
+  /** The frames' id. */
+  id: number;
+  /** Stdout's frame, also the PTY's. */
+  stdout: NativeFrameParts;
+  stderr: NativeFrameParts;
 }
 
 export type NativeEvent =
@@ -41,7 +65,11 @@ export type NativeEvent =
   | { type: 'listener-error'; errno: number; errnoName: string }
   | { type: 'stdin-written'; bytes: number }
   | { type: 'stdin-error'; errno: number; errnoName: string }
-  | { type: 'exit'; code: number | null; signal: number | null };
+  | { type: 'exit'; code: number | null; signal: number | null }
+  /** A routed session sent this many frames holding this many bytes of output. */
+  | { type: 'routed'; frames: number; bytes: number }
+  /** A writer's congestion, which a `send` reported, is over. */
+  | { type: 'drain' };
 
 /**
  * What the addon calls: output as `(stream code, chunk)` (0 stdout, 1 stderr, 2 pty: no object
@@ -110,6 +138,14 @@ export interface NativeBinding {
   vsockListen(port: number, onEvent: RawEventCallback): void;
   /** The C library's text for a positive errno ("Exec format error"). */
   strerror(errno: number): string;
+  /**
+   * A writer over a duplicate of `fd` (the caller keeps its descriptor and reads it): one ordered
+   * queue for `send` and for the output of sessions routed to it. Events: `stdin-error` when a
+   * write fails, `drain`, then `exit` when it ends (after `close` or a failure).
+   */
+  adoptWriter(fd: number, onEvent: RawEventCallback): { handle: NativeHandle };
+  /** A writer's send of `head` and `data` as one write: 0 done or queued, 1 queued and congested (a `drain` event follows), -1 closed. */
+  send(handle: NativeHandle, head: Buffer, data?: Buffer | null): -1 | 0 | 1;
 }
 
 export const NATIVE_EXPORTS = [
@@ -129,4 +165,6 @@ export const NATIVE_EXPORTS = [
   'adoptFd',
   'vsockListen',
   'strerror',
+  'adoptWriter',
+  'send',
 ] as const;

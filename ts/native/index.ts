@@ -221,6 +221,46 @@ export function adoptFdStream(fd: number, onEvent: (event: NativeEvent) => void)
   return streamOf(b, guard(() => b.adoptFd(fd, toNativeEvents(onEvent))).handle);
 }
 
+/** How a writer took a send. */
+export type SendResult = 'sent' | 'congested' | 'closed';
+
+/**
+ * A native writer over a descriptor whose reads stay with its owner (an agent connection's
+ * socket). Everything written to the descriptor must go through it, in order: sends, and the
+ * output of the sessions routed to it (`route`).
+ */
+export class NativeWriter {
+  readonly #handle: NativeHandle;
+  readonly #binding: NativeBinding;
+
+  constructor(b: NativeBinding, handle: NativeHandle) {
+    this.#binding = b;
+    this.#handle = handle;
+  }
+
+  /** The handle a NativeRoute names. */
+  get handle(): NativeHandle {
+    return this.#handle;
+  }
+
+  /** Sends `head` and `data` as one write; 'congested' means hold back until a `drain` event. */
+  send(head: Buffer, data?: Buffer): SendResult {
+    const r = guard(() => this.#binding.send(this.#handle, head, data ?? null));
+    return r === 0 ? 'sent' : r === 1 ? 'congested' : 'closed';
+  }
+
+  /** Drops what is queued and closes the duplicate; the `exit` event follows. Idempotent. */
+  close(): void {
+    guard(() => this.#binding.close(this.#handle));
+  }
+}
+
+/** A writer over a duplicate of `fd` (see NativeWriter). */
+export function adoptWriter(fd: number, onEvent: (event: NativeEvent) => void): NativeWriter {
+  const b = native();
+  return new NativeWriter(b, guard(() => b.adoptWriter(fd, toNativeEvents(onEvent))).handle);
+}
+
 /** Listens on AF_VSOCK `port`; `onEvent` gets `connection` (an fd to adopt) or `listener-error`. */
 export function listenVsock(port: number, onEvent: (event: NativeEvent) => void): void {
   guard(() => native().vsockListen(port, toNativeEvents(onEvent)));

@@ -62,6 +62,15 @@ function byteStringHeader(n: number): Buffer {
 }
 
 /**
+ * The fixed parts of a data message's frame (for the native router, crates/spawn-core/src/route.rs):
+ * the flags, the envelope up to the header of `p`, the payload up to the header of `data`.
+ */
+export function dataFrameParts(type: DataMessageName): { flags: number; envelope: Buffer; payload: Buffer } {
+  const parts = partsOf(type);
+  return { flags: parts.flags, envelope: parts.envelope, payload: parts.payload };
+}
+
+/**
  * The frame of `{type, payload: {data}}` on `id` as [head, data]; their concatenation equals
  * encodeMessage(id, message). The caller must not modify `data` until it has been written.
  * @throws ProtocolError as encodeFrameHeader (`MSB_ERR_FRAME_TOO_LARGE`, `MSB_ERR_BAD_FRAME`).

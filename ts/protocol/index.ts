@@ -15,7 +15,7 @@ export {
   type Frame,
 } from './frame.js';
 export { FrameDecoder } from './decoder.js';
-export { encodeDataFrame, type DataMessageName } from './data-frame.js';
+export { encodeDataFrame, dataFrameParts, type DataMessageName } from './data-frame.js';
 export { CborFloat, decodeCbor, encodeCbor, type CborObject, type CborValue } from './cbor.js';
 export {
   canReceiveCoreError,

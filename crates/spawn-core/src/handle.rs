@@ -5,21 +5,26 @@
 //! under the same lock. A zombie leader pins its pid and process group id, so a signal can never
 //! reach a recycled pid.
 
-use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::reader::{submit, Command};
+use crate::outbox::{write_direct, OutBuf, Outbox};
+use crate::reader::{submit, Chunk, Command};
 use crate::sys;
 
 /// Bytes of one stream handed to the owner but not yet consumed, beyond which the reader stops
 /// reading that stream (the kernel then blocks the child). One pipe read can overshoot it by up
 /// to `reader::PIPE_READ_MAX`.
 pub const INFLIGHT_MAX: usize = 1024 * 1024;
+/// Bytes queued on a writer above which it is congested: the sessions routed to it stop being
+/// read, and an owner's write learns it must hold back.
+pub const WRITER_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// A congested writer is relieved once its queue is down to this.
+pub const WRITER_LOW_WATER: usize = 1024 * 1024;
 
 /// Output stream index: 0 is stdout (or the PTY), 1 is stderr.
 pub type StreamIndex = usize;
@@ -32,16 +37,6 @@ pub(crate) struct Ctl {
     pub pty: Option<OwnedFd>,
 }
 
-#[derive(Default)]
-pub(crate) struct StdinQueue {
-    pub bufs: VecDeque<Vec<u8>>,
-    /// Bytes of the front buffer already written.
-    pub offset: usize,
-    pub eof_requested: bool,
-    /// A write failed or the session ended: nothing more is accepted.
-    pub dead: bool,
-}
-
 pub(crate) struct Shared {
     pub id: u64,
     pub pid: libc::pid_t,
@@ -52,7 +47,16 @@ pub(crate) struct Shared {
     #[cfg_attr(not(feature = "node"), allow(dead_code))]
     pub js_slab: [AtomicUsize; 2],
     pub ctl: Mutex<Ctl>,
-    pub stdin: Mutex<StdinQueue>,
+    /// What waits to be written: the child's stdin, or a writer's descriptor.
+    pub stdin: Mutex<Outbox>,
+    /// A writer's descriptor, for writes made at once by whoever queues onto an empty queue.
+    /// Used only under the `stdin` lock while the queue is not dead: the reader marks the queue
+    /// dead under that lock before it closes the descriptor. -1 for anything but a writer.
+    pub direct_fd: RawFd,
+    /// A writer whose queue passed `WRITER_HIGH_WATER` and is not yet down to the low water.
+    pub congested: AtomicBool,
+    /// A routed session: the writer its output goes to; it is not read while that is congested.
+    pub gate: Option<Arc<Shared>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +67,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn allowed(&self, idx: StreamIndex) -> bool {
-        !self.paused[idx].load(Ordering::Acquire) && self.inflight[idx].load(Ordering::Acquire) < INFLIGHT_MAX
+        !self.paused[idx].load(Ordering::Acquire)
+            && self.inflight[idx].load(Ordering::Acquire) < INFLIGHT_MAX
+            && !self.gate.as_ref().is_some_and(|w| w.congested.load(Ordering::Acquire))
     }
 
     /// Sends `signo` to the process group (or the leader alone) unless the leader was reaped.
@@ -103,13 +109,66 @@ impl Handle {
         if q.dead || q.eof_requested {
             return false;
         }
-        let was_empty = q.bufs.is_empty();
-        q.bufs.push_back(data);
+        let was_empty = q.is_empty();
+        q.push(OutBuf::Bytes(data), 0);
         drop(q);
         if was_empty {
             submit(Command::Poke(self.0.id));
         }
         true
+    }
+
+    /// A writer: sends `head` then `data` (at once if nothing is queued, copying only what the
+    /// descriptor does not take). None once the writer is closed or failed; else whether it is
+    /// congested, in which case the owner hears `drained` when it is relieved.
+    pub fn send(&self, head: &[u8], data: &[u8]) -> Option<bool> {
+        self.enqueue(true, |fd| {
+            let written = fd.map_or(0, |fd| write_direct(fd, [head, data]));
+            let len = head.len() + data.len();
+            (written < len).then(|| {
+                let mut rest = Vec::with_capacity(len - written);
+                rest.extend_from_slice(&head[written.min(head.len())..]);
+                rest.extend_from_slice(&data[written.saturating_sub(head.len())..]);
+                (OutBuf::Bytes(rest), 0)
+            })
+        })
+    }
+
+    /// A writer: sends a natively built frame (routed output, route.rs), as `send`.
+    pub(crate) fn send_frame(&self, head: Vec<u8>, chunk: Chunk) -> Option<bool> {
+        let buf = OutBuf::Frame { head, chunk };
+        self.enqueue(false, move |fd| {
+            let written = fd.map_or(0, |fd| write_direct(fd, buf.parts()));
+            (written < buf.len()).then_some((buf, written))
+        })
+    }
+
+    /// Under the queue lock: `write` gets the descriptor when the queue is empty (it may write
+    /// straight away) and returns what is left to queue with the bytes of it already written.
+    /// Then the congestion state is updated; the reader is poked to flush what was left.
+    fn enqueue(&self, owner: bool, write: impl FnOnce(Option<RawFd>) -> Option<(OutBuf, usize)>) -> Option<bool> {
+        let s = &self.0;
+        let mut q = lock(&s.stdin);
+        if q.dead || s.direct_fd < 0 {
+            return None;
+        }
+        let was_empty = q.is_empty();
+        if let Some((rest, written)) = write(was_empty.then_some(s.direct_fd)) {
+            q.push(rest, written);
+        }
+        if q.queued() > WRITER_HIGH_WATER {
+            s.congested.store(true, Ordering::Release);
+        }
+        let congested = s.congested.load(Ordering::Acquire);
+        if congested && owner {
+            q.drain_wanted = true;
+        }
+        let poke = was_empty && !q.is_empty();
+        drop(q);
+        if poke {
+            submit(Command::Poke(s.id));
+        }
+        Some(congested)
     }
 
     /// EOF after the queued bytes: pipes close, a PTY gets its VEOF character.

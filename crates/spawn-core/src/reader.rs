@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::handle::{lock, Ctl, Handle, Shared, StdinQueue};
+use crate::handle::{lock, Ctl, Handle, Shared, WRITER_LOW_WATER};
+use crate::outbox::Outbox;
 use crate::orphans;
 use crate::reaper::{self, ExitStatus};
 use crate::spawn::{ChildIo, Spawned};
@@ -105,6 +106,10 @@ pub trait EventSink: Send {
     fn exit(&mut self, status: ExitStatus);
     /// The stream's slab was let go (slab.rs): no more chunks will come from it.
     fn slab_released(&mut self, _kind: StreamKind) {}
+    /// A writer's congestion, which its owner was told of, is over.
+    fn drained(&mut self) {}
+    /// A routed session sent `frames` frames holding `bytes` bytes of output (route.rs).
+    fn routed(&mut self, _frames: u64, _bytes: u64) {}
 }
 
 pub(crate) enum Command {
@@ -143,10 +148,15 @@ pub(crate) fn submit(cmd: Command) {
 
 /// Hands a freshly spawned child to the reader and returns its handle. On failure the child is
 /// killed and reaped.
+///
+/// With a `gate` (a writer, see `register_writer`) the session's output is routed there by its
+/// sink: it is not read while the writer is congested, and it starts paused, so that its owner
+/// can queue what must precede the output (the announcement of the session) and then resume it.
 pub fn register(
     spawned: Spawned,
     drain: Duration,
     after_drain: AfterDrain,
+    gate: Option<Handle>,
     make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>,
 ) -> Result<Handle, Errno> {
     let mut engine = lock(&ENGINE);
@@ -195,6 +205,8 @@ pub fn register(
         stdin,
         drain,
         after_drain,
+        write_only: false,
+        gate: gate.map(|h| h.0),
     };
     Ok(enqueue(&mut engine, id, parts, make_sink))
 }
@@ -219,6 +231,35 @@ pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn Ev
         stdin: Some(InStream::new(write, false)),
         drain: Duration::ZERO,
         after_drain: AfterDrain::Detach,
+        write_only: false,
+        gate: None,
+    };
+    Ok(enqueue(&mut engine, id, parts, make_sink))
+}
+
+/// Hands a descriptor (an agent connection's socket, whose reading stays with its owner) to the
+/// reader as a writer: one ordered queue for everything written to it, from the owner
+/// (`Handle::send`) and from the sessions routed to it (`register` with a gate). Whoever queues
+/// onto an empty queue writes at once; the reader writes the rest when the descriptor takes it.
+/// A failed write is reported as `stdin_error`, then the writer ends (`exit`), as after `close`.
+pub fn register_writer(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>) -> Result<Handle, Errno> {
+    sys::set_nonblocking(fd.as_raw_fd())?;
+    let mut engine = lock(&ENGINE);
+    if engine.wake.is_none() {
+        start_thread(&mut engine)?;
+    }
+    let id = engine.next_id;
+    engine.next_id += 1;
+    let parts = SessionParts {
+        pid: 0,
+        pidfd: None,
+        pty_ctl: None,
+        streams: [None, None],
+        stdin: Some(InStream::new(fd, false)),
+        drain: Duration::ZERO,
+        after_drain: AfterDrain::Detach,
+        write_only: true,
+        gate: None,
     };
     Ok(enqueue(&mut engine, id, parts, make_sink))
 }
@@ -233,6 +274,9 @@ struct SessionParts {
     stdin: Option<InStream>,
     drain: Duration,
     after_drain: AfterDrain,
+    /// A writer: no output streams, it lives until closed or failed.
+    write_only: bool,
+    gate: Option<Arc<Shared>>,
 }
 
 /// Builds the shared state and the reader's session, and queues it for the reader thread.
@@ -247,14 +291,22 @@ fn enqueue(
         None => (None, None),
     };
     let has_stdin = p.stdin.is_some();
+    let direct_fd = match (&p.stdin, p.write_only) {
+        (Some(st), true) => st.fd.as_raw_fd(),
+        _ => -1,
+    };
+    let routed = p.gate.is_some();
     let shared = Arc::new(Shared {
         id,
         pid: p.pid,
         inflight: [AtomicUsize::new(0), AtomicUsize::new(0)],
-        paused: [AtomicBool::new(false), AtomicBool::new(false)],
+        paused: [AtomicBool::new(routed), AtomicBool::new(routed)],
         js_slab: [AtomicUsize::new(0), AtomicUsize::new(0)],
         ctl: Mutex::new(Ctl { reaped: false, pidfd: pidfd_owned, pty: p.pty_ctl }),
-        stdin: Mutex::new(StdinQueue { dead: !has_stdin, ..StdinQueue::default() }),
+        stdin: Mutex::new(Outbox::new(!has_stdin)),
+        direct_fd,
+        congested: AtomicBool::new(false),
+        gate: p.gate,
     });
     let session = Session {
         shared: Arc::clone(&shared),
@@ -268,6 +320,7 @@ fn enqueue(
         kill_deadline: None,
         drain: p.drain,
         after_drain: p.after_drain,
+        write_only: p.write_only,
         closing: false,
         forced: false,
         tombstone: None,
@@ -395,6 +448,8 @@ pub(crate) struct Session {
     kill_deadline: Option<Instant>,
     drain: Duration,
     after_drain: AfterDrain,
+    /// A writer (`register_writer`).
+    write_only: bool,
     /// The owner called close(): discard output, finish when the leader is gone.
     closing: bool,
     /// Streams were closed at the drain deadline, not by EOF.
@@ -611,59 +666,40 @@ impl Session {
     }
 
     /// Writes queued stdin until the queue is empty or the fd would block; then EOF if asked.
+    /// A writer that drains to its low water is relieved of its congestion.
     fn pump_stdin(&mut self, epoll: &Epoll) {
         let Some(st) = self.stdin.as_mut() else { return };
         let fd = st.fd.as_raw_fd();
-        let mut written = Vec::new();
-        let mut error = None;
-        let mut blocked = false;
-        let mut eof = false;
-        {
+        let (flushed, eof, relieved) = {
             let mut q = lock(&self.shared.stdin);
-            loop {
-                let offset = q.offset;
-                let Some(front) = q.bufs.front() else {
-                    eof = q.eof_requested;
-                    break;
-                };
-                match sys::write(fd, &front[offset..]) {
-                    Ok(n) if offset + n == front.len() => {
-                        st.last_byte = front.last().copied();
-                        written.push(front.len());
-                        q.bufs.pop_front();
-                        q.offset = 0;
-                    }
-                    Ok(n) => q.offset += n,
-                    Err(Errno::EAGAIN) => {
-                        blocked = true;
-                        break;
-                    }
-                    Err(e) => {
-                        error = Some(e);
-                        q.bufs.clear();
-                        q.offset = 0;
-                        q.dead = true;
-                        break;
-                    }
-                }
-            }
+            let flushed = q.flush(fd);
+            let eof = flushed.error.is_none() && q.is_empty() && q.eof_requested;
             if eof {
                 q.dead = true;
             }
+            // A dead writer holds nobody back either.
+            let relieved = (q.dead || q.queued() <= WRITER_LOW_WATER) && self.shared.congested.swap(false, Ordering::AcqRel);
+            (flushed, eof, relieved && std::mem::take(&mut q.drain_wanted))
+        };
+        if flushed.last_byte.is_some() {
+            st.last_byte = flushed.last_byte;
         }
-        for bytes in written {
+        for bytes in flushed.written {
             self.sink.stdin_written(bytes);
         }
-        if blocked != st.registered {
+        if flushed.blocked != st.registered {
             let id = self.shared.id;
-            st.registered = if blocked {
+            st.registered = if flushed.blocked {
                 epoll.add(fd, libc::EPOLLOUT as u32, token(id, KIND_STDIN)).is_ok()
             } else {
                 let _ = epoll.delete(fd);
                 false
             };
         }
-        if let Some(e) = error {
+        if relieved {
+            self.sink.drained();
+        }
+        if let Some(e) = flushed.error {
             self.sink.stdin_error(e);
             self.drop_stdin(epoll);
         } else if eof {
@@ -695,10 +731,8 @@ impl Session {
         let _ = self.shared.signal(libc::SIGKILL, true);
         self.close_stream(0, epoll);
         self.close_stream(1, epoll);
-        let mut q = lock(&self.shared.stdin);
-        q.bufs.clear();
-        q.dead = true;
-        drop(q);
+        lock(&self.shared.stdin).kill();
+        self.shared.congested.store(false, Ordering::Release);
         self.drop_stdin(epoll);
     }
 
@@ -716,8 +750,9 @@ impl Session {
             }
         }
         if self.pidfd.is_none() {
-            // An fd stream ends with its read side, or when its owner closes it.
-            return self.closing || !self.has_open_streams();
+            // An fd stream ends with its read side, a writer when its writes fail; either when
+            // its owner closes it.
+            return self.closing || if self.write_only { self.stdin.is_none() } else { !self.has_open_streams() };
         }
         if self.leader.is_none() {
             return false;
@@ -773,7 +808,7 @@ impl Session {
         let pending = {
             let mut q = lock(&self.shared.stdin);
             q.dead = true;
-            !q.bufs.is_empty()
+            !q.is_empty()
         };
         if pending && !self.closing {
             // The child is gone: this surfaces EPIPE for input it never read.
@@ -796,10 +831,8 @@ impl Session {
             ctl.pty = None;
             reaped
         };
-        let mut q = lock(&self.shared.stdin);
-        q.dead = true;
-        q.bufs.clear();
-        drop(q);
+        lock(&self.shared.stdin).kill();
+        self.shared.congested.store(false, Ordering::Release);
         let status = status.or(self.leader).unwrap_or(ExitStatus { code: None, signal: None });
         self.sink.exit(status);
     }

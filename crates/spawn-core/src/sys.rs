@@ -186,6 +186,19 @@ pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
     }
 }
 
+/// writev(2) of `iov`, retrying EINTR.
+pub fn writev(fd: RawFd, iov: &[libc::iovec]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: every iovec describes a readable slice that outlives the call.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as c_int) };
+        match Errno::result(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// kill(2). `pid` < 0 addresses a process group.
 pub fn kill(pid: libc::pid_t, signo: c_int) -> Result<(), Errno> {
     // SAFETY: kill takes plain integers.

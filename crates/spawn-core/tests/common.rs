@@ -70,6 +70,7 @@ pub fn start(req: &SpawnRequest) -> Result<Running, SpawnError> {
         spawned,
         Duration::from_millis(req.drain_ms as u64),
         req.after_drain,
+        None,
         |h| Box::new(ChannelSink(tx, Some(h))),
     )
     .expect("reader registration");

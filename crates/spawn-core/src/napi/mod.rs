@@ -10,11 +10,12 @@ mod value;
 use std::time::Duration;
 
 use sys::*;
-use tsfn::{Tsfn, TsfnSink};
+use tsfn::{Tsfn, TsfnSink, WriterSink};
 use value::{Env, JsError, JsResult};
 
 use crate::handle::Handle;
 use crate::reader;
+use crate::route::{FrameParts, Route, RouteSink};
 use crate::spawn::{spawn, SpawnError};
 use crate::spec::{AfterDrain, HomeDefault, Mode, Rlimit, SpawnRequest, SpawnSpec, StdinMode};
 
@@ -56,6 +57,8 @@ export!(js_open_device, open_device_body);
 export!(js_adopt_fd, adopt_fd_body);
 export!(js_vsock_listen, vsock_listen_body);
 export!(js_strerror, strerror_body);
+export!(js_adopt_writer, adopt_writer_body);
+export!(js_send, send_body);
 
 /// Node calls this when the addon is loaded (Node-API's module registration symbol).
 ///
@@ -65,7 +68,7 @@ export!(js_strerror, strerror_body);
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let env = Env(env);
     let result = std::panic::catch_unwind(|| -> JsResult<()> {
-        let table: [(&std::ffi::CStr, napi_callback); 16] = [
+        let table: [(&std::ffi::CStr, napi_callback); 18] = [
             (c"spawn", js_spawn),
             (c"write", js_write),
             (c"closeStdin", js_close_stdin),
@@ -82,6 +85,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             (c"adoptFd", js_adopt_fd),
             (c"vsockListen", js_vsock_listen),
             (c"strerror", js_strerror),
+            (c"adoptWriter", js_adopt_writer),
+            (c"send", js_send),
         ];
         for (name, cb) in table {
             env.set(exports, name, env.function(name, cb)?)?;
@@ -190,6 +195,7 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
             return failure_object(env, &SpawnError { failure, path });
         }
     };
+    let route = read_route(env, env.prop(opts, c"route")?)?;
     let tsfn = Tsfn::new(env, callback)?;
     // In subreaper mode the orphan scan must not take this child for an orphan before it is
     // tracked: hold the registry from before the clone until registration.
@@ -203,8 +209,13 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     };
     let pid = spawned.pid;
     let drain = Duration::from_millis(req.drain_ms as u64);
-    let handle = reader::register(spawned, drain, req.after_drain, move |handle| {
-        Box::new(TsfnSink { tsfn: Some(tsfn), handle })
+    let gate = route.as_ref().map(|r| r.writer.clone());
+    let handle = reader::register(spawned, drain, req.after_drain, gate, move |handle| {
+        let sink = Box::new(TsfnSink { tsfn: Some(tsfn), handle: handle.clone() });
+        match route {
+            Some(route) => Box::new(RouteSink::new(route, handle, sink)),
+            None => sink,
+        }
     })
     .map_err(|e| JsError::Native(format!("starting the reader thread failed: {e:?}")))?;
     guard.track(pid);
@@ -213,6 +224,33 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     env.set(obj, c"pid", env.create_i32(pid)?)?;
     env.set(obj, c"handle", env.create_external(handle)?)?;
     Ok(obj)
+}
+
+/// `options.route`: null, or `{ writer, id, stdout, stderr }` with each stream's frame parts
+/// `{ flags, envelope, payload }` (route.rs).
+fn read_route(env: Env, v: napi_value) -> JsResult<Option<Route>> {
+    if env.is_nullish(v)? {
+        return Ok(None);
+    }
+    let o = env.object(v, "route")?;
+    let parts = |name: &std::ffi::CStr, what: &str| -> JsResult<FrameParts> {
+        let p = env.object(env.prop(o, name)?, what)?;
+        Ok(FrameParts {
+            flags: env.uint(env.prop(p, c"flags")?, u8::MAX as u32, "route flags")? as u8,
+            envelope: env.buffer(env.prop(p, c"envelope")?, "route envelope")?.to_vec(),
+            payload: env.buffer(env.prop(p, c"payload")?, "route payload")?.to_vec(),
+        })
+    };
+    let writer = env.external::<Handle>(env.prop(o, c"writer")?, "route.writer")?;
+    if writer.0.direct_fd < 0 {
+        return Err(JsError::Type("route.writer must be a writer's handle".into()));
+    }
+    Ok(Some(Route {
+        writer: writer.clone(),
+        id: env.uint(env.prop(o, c"id")?, u32::MAX, "route.id")?,
+        stdout: parts(c"stdout", "route.stdout")?,
+        stderr: parts(c"stderr", "route.stderr")?,
+    }))
 }
 
 fn handle_arg<const N: usize>(env: Env, info: napi_callback_info) -> JsResult<(&'static Handle, [napi_value; N])> {
@@ -337,6 +375,38 @@ fn adopt_fd_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     // SAFETY: the caller hands us ownership of an open descriptor (documented in binding.ts).
     let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
     stream_object(env, owned, callback)
+}
+
+/// A writer over a duplicate of `fd` (the caller keeps its own descriptor and its reads).
+fn adopt_writer_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let [fd, callback] = env.args::<2>(info)?;
+    let fd = env.uint(fd, i32::MAX as u32, "fd")? as i32;
+    if env.type_of(callback)? != NAPI_FUNCTION {
+        return Err(JsError::Type("onEvent must be a function".into()));
+    }
+    let own = crate::sys::dup_cloexec(fd).map_err(|e| JsError::Type(format!("fd {fd} cannot be duplicated: {e:?}")))?;
+    let tsfn = Tsfn::new(env, callback)?;
+    let handle = reader::register_writer(own, move |handle| Box::new(WriterSink(TsfnSink { tsfn: Some(tsfn), handle })))
+        .map_err(|e| JsError::Native(format!("registering the writer failed: {e:?}")))?;
+    let obj = env.create_object()?;
+    env.set(obj, c"handle", env.create_external(handle)?)?;
+    Ok(obj)
+}
+
+/// A writer's send of one buffer, or two written as one: 0 sent or queued, 1 queued and
+/// congested (`drain` follows), -1 closed.
+fn send_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
+    let (h, [_, head, data]) = handle_arg::<3>(env, info)?;
+    if h.0.direct_fd < 0 {
+        return Err(JsError::Type("send needs a writer's handle".into()));
+    }
+    let head = env.buffer(head, "data")?;
+    let data = if env.is_nullish(data)? { &[][..] } else { env.buffer(data, "data")? };
+    env.create_i32(match h.send(head, data) {
+        None => -1,
+        Some(false) => 0,
+        Some(true) => 1,
+    })
 }
 
 fn vsock_listen_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {

@@ -31,6 +31,10 @@ pub(super) enum Event {
     Connection(i32),
     /// The listener stopped with this errno.
     ListenerError(Errno),
+    /// A routed session sent this many frames and bytes.
+    Routed { frames: u64, bytes: u64 },
+    /// A writer's congestion is over.
+    Drained,
 }
 
 /// A threadsafe function that is released exactly once.
@@ -135,6 +139,34 @@ impl EventSink for TsfnSink {
             t.send(Event::Exit(status));
         }
     }
+    fn routed(&mut self, frames: u64, bytes: u64) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::Routed { frames, bytes });
+        }
+    }
+    fn drained(&mut self) {
+        if let Some(t) = &self.tsfn {
+            t.send(Event::Drained);
+        }
+    }
+}
+
+/// A writer's sink: the owner hears of failure, congestion relieved and the end; the bytes it
+/// sent are not reported back (it learns of congestion from `send` instead).
+pub struct WriterSink(pub TsfnSink);
+
+impl EventSink for WriterSink {
+    fn data(&mut self, _kind: StreamKind, _chunk: Chunk) {}
+    fn stdin_written(&mut self, _bytes: usize) {}
+    fn stdin_error(&mut self, errno: Errno) {
+        self.0.stdin_error(errno);
+    }
+    fn exit(&mut self, status: ExitStatus) {
+        self.0.exit(status);
+    }
+    fn drained(&mut self) {
+        self.0.drained();
+    }
 }
 
 unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut c_void, data: *mut c_void) {
@@ -224,6 +256,14 @@ fn build(env: Env, event: &mut Event) -> JsResult<napi_value> {
             env.set(obj, c"type", env.create_string("listener-error")?)?;
             env.set(obj, c"errno", env.create_i32(*errno as i32)?)?;
             env.set(obj, c"errnoName", env.create_string(&format!("{errno:?}"))?)?;
+        }
+        Event::Routed { frames, bytes } => {
+            env.set(obj, c"type", env.create_string("routed")?)?;
+            env.set(obj, c"frames", env.create_f64(*frames as f64)?)?;
+            env.set(obj, c"bytes", env.create_f64(*bytes as f64)?)?;
+        }
+        Event::Drained => {
+            env.set(obj, c"type", env.create_string("drain")?)?;
         }
         Event::Exit(status) => {
             env.set(obj, c"type", env.create_string("exit")?)?;

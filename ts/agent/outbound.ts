@@ -1,0 +1,122 @@
+/**
+ * Where a connection's frames go: a Node stream, or a native writer on the connection's socket.
+ *
+ * With a native writer, exec output does not pass through JavaScript at all: the reader thread
+ * sends it as frames on the same ordered queue (crates/spawn-core/src/route.rs), right after
+ * reading it, while every other frame is sent from here. The socket's reads stay with Node.
+ * Congestion is the writer's queue above its high water (4 MiB, as OUTPUT_HIGH_WATER): routed
+ * sessions are then held natively, the rest by the connection when `congested` says so.
+ */
+
+import type { Duplex } from 'node:stream';
+
+import { adoptWriter, type NativeWriter } from '../native/index.js';
+import type { NativeRoute } from '../native/binding.js';
+import { dataFrameParts } from '../protocol/index.js';
+
+/** Bytes queued to a Node stream above which the connection holds its producers back. */
+export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
+
+export interface OutboundEvents {
+  /** Congestion is over: producers may resume. */
+  drain(): void;
+  /** Writing failed or the writer ended: the peer is gone. */
+  failed(reason: string): void;
+}
+
+export interface Outbound {
+  write(bytes: Buffer): void;
+  /** A data frame as head and chunk, written together without copying the chunk. */
+  writeData(head: Buffer, data: Buffer): void;
+  /** True from a write that found the peer backed up until `drain`. */
+  readonly congested: boolean;
+  /** The route for exec session `id`'s output, or null when output must come through `write`. */
+  route(id: number): NativeRoute | null;
+  close(): void;
+}
+
+export class StreamOutbound implements Outbound {
+  readonly #stream: Duplex;
+
+  constructor(stream: Duplex, events: OutboundEvents) {
+    this.#stream = stream;
+    stream.on('drain', () => events.drain());
+  }
+
+  get congested(): boolean {
+    return this.#stream.writableLength > OUTPUT_HIGH_WATER;
+  }
+
+  write(bytes: Buffer): void {
+    this.#stream.write(bytes);
+  }
+
+  writeData(head: Buffer, data: Buffer): void {
+    this.#stream.cork();
+    this.#stream.write(head);
+    this.#stream.write(data);
+    this.#stream.uncork();
+  }
+
+  route(): null {
+    return null;
+  }
+
+  close(): void {
+    this.#stream.destroy();
+  }
+}
+
+let routeParts: Pick<NativeRoute, 'stdout' | 'stderr'> | null = null;
+
+export class NativeOutbound implements Outbound {
+  readonly #writer: NativeWriter;
+  #congested = false;
+  #closed = false;
+
+  /** A writer over a duplicate of `fd`; the owner keeps reading `fd` itself. */
+  constructor(fd: number, events: OutboundEvents) {
+    this.#writer = adoptWriter(fd, (e) => {
+      if (e.type === 'drain') {
+        this.#congested = false;
+        events.drain();
+      } else if (e.type === 'stdin-error') {
+        events.failed(`write failed: ${e.errnoName}`);
+      } else if (e.type === 'exit' && !this.#closed) {
+        events.failed('the writer ended');
+      }
+    });
+  }
+
+  get congested(): boolean {
+    return this.#congested;
+  }
+
+  write(bytes: Buffer): void {
+    this.#take(this.#writer.send(bytes));
+  }
+
+  writeData(head: Buffer, data: Buffer): void {
+    this.#take(this.#writer.send(head, data));
+  }
+
+  #take(result: 'sent' | 'congested' | 'closed'): void {
+    if (result === 'congested') this.#congested = true;
+  }
+
+  route(id: number): NativeRoute {
+    routeParts ??= { stdout: dataFrameParts('execStdout'), stderr: dataFrameParts('execStderr') };
+    return { writer: this.#writer.handle, id, ...routeParts };
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#writer.close();
+  }
+}
+
+/** The descriptor under a Node socket, or null for any other stream. */
+export function socketFd(stream: Duplex): number | null {
+  const fd = (stream as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
