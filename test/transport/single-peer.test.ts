@@ -93,6 +93,17 @@ t.test('an adopted descriptor (socketpair, the vsock connection path) serves one
   const c = await rawOver(sock, false);
   t.equal(c.ready.type, 'ready');
   await echoExec(t, c, 1);
+  // Bulk output, routed to the descriptor's native writer: exact, and in protocol order.
+  c.send(2, {
+    type: 'execRequest',
+    payload: { cmd: 'sh', args: ['-c', 'head -c 5000000 /dev/zero | tr "\\0" z; echo tail >&2'], env: [], cwd: null, user: null, tty: false, rows: 24, cols: 80, rlimits: [] },
+  });
+  const ms = await c.untilTerminal(2);
+  t.equal(ms[0]!.type, 'execStarted');
+  t.equal(ms.at(-1)!.type, 'execExited');
+  const bulk = Buffer.concat(ms.filter((m) => m.type === 'execStdout').map((m) => (m.payload as { data: Buffer }).data));
+  t.ok(bulk.equals(Buffer.alloc(5_000_000, 'z')), `5 MB of stdout, byte-exact (got ${bulk.length})`);
+  t.equal(Buffer.concat(ms.filter((m) => m.type === 'execStderr').map((m) => (m.payload as { data: Buffer }).data)).toString(), 'tail\n');
   c.close();
   const [code] = await once(child, 'exit');
   t.equal(code, 0, 'the agent process ends by itself once its only peer is gone');

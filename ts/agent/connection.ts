@@ -37,7 +37,7 @@ import { inRange, type IdRange } from './id-ranges.js';
 import { FsService } from '../fs/fs-service.js';
 import type { HandleTable } from '../fs/handle-table.js';
 import type { NativeRoute } from '../native/binding.js';
-import { NativeOutbound, StreamOutbound, socketFd, type Outbound, type OutboundEvents } from './outbound.js';
+import { NativeOutbound, StreamOutbound, type Outbound, type OutboundEvents } from './outbound.js';
 /** Ids of ended sessions remembered, so late input for them is dropped quietly. */
 const ENDED_IDS_KEPT = 65536;
 
@@ -82,8 +82,7 @@ export class Connection implements ExecOwner {
       drain: () => this.#relieve(),
       failed: (reason) => this.close(reason),
     };
-    const fd = socketFd(stream);
-    this.#out = fd !== null ? new NativeOutbound(fd, events) : new StreamOutbound(stream, events);
+    this.#out = NativeOutbound.for(stream, events) ?? new StreamOutbound(stream, events);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', (err) => this.#host.log.debug('connection error', { conn: label, error: err.message }));
     stream.on('close', () => this.close('peer closed'));

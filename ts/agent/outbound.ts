@@ -1,9 +1,11 @@
 /**
- * Where a connection's frames go: a Node stream, or a native writer on the connection's socket.
+ * Where a connection's frames go: a Node stream, or a native writer (on a duplicate of a Node
+ * socket's descriptor, whose reads stay with Node, or the writer of a native fd stream: vsock,
+ * an adopted fd).
  *
  * With a native writer, exec output does not pass through JavaScript at all: the reader thread
  * sends it as frames on the same ordered queue (crates/spawn-core/src/route.rs), right after
- * reading it, while every other frame is sent from here. The socket's reads stay with Node.
+ * reading it, while every other frame is sent from here.
  * Congestion is the writer's queue above its high water (4 MiB, as OUTPUT_HIGH_WATER): routed
  * sessions are then held natively, the rest by the connection when `congested` says so.
  */
@@ -11,7 +13,8 @@
 import type { Duplex } from 'node:stream';
 
 import { adoptWriter, type NativeWriter } from '../native/index.js';
-import type { NativeRoute } from '../native/binding.js';
+import { nativeWriterOf } from '../transport/fd-stream.js';
+import type { NativeEvent, NativeRoute } from '../native/binding.js';
 import { dataFrameParts } from '../protocol/index.js';
 
 /** Bytes queued to a Node stream above which the connection holds its producers back. */
@@ -71,21 +74,46 @@ let routeParts: Pick<NativeRoute, 'stdout' | 'stderr'> | null = null;
 
 export class NativeOutbound implements Outbound {
   readonly #writer: NativeWriter;
+  /** The writer is ours to close (a socket's duplicate), not the stream's. */
+  readonly #owned: boolean;
   #congested = false;
   #closed = false;
 
-  /** A writer over a duplicate of `fd`; the owner keeps reading `fd` itself. */
-  constructor(fd: number, events: OutboundEvents) {
-    this.#writer = adoptWriter(fd, (e) => {
-      if (e.type === 'drain') {
-        this.#congested = false;
+  private constructor(writer: NativeWriter | ((onEvent: (e: NativeEvent) => void) => NativeWriter), events: OutboundEvents) {
+    const drain = (): void => {
+      this.#congested = false;
+      events.drain();
+    };
+    if (typeof writer !== 'function') {
+      this.#writer = writer;
+      this.#owned = false;
+      return;
+    }
+    this.#owned = true;
+    this.#writer = writer((e) => {
+      if (e.type === 'drain') drain();
+      else if (e.type === 'stdin-error') events.failed(`write failed: ${e.errnoName}`);
+      else if (e.type === 'exit' && !this.#closed) events.failed('the writer ended');
+    });
+  }
+
+  /**
+   * The native writer for `stream`: a writer over a duplicate of a Node socket's descriptor (the
+   * owner keeps reading the socket itself), or the writer of a native fd stream; null for any
+   * other stream. A native stream's failure and end reach the owner through the stream.
+   */
+  static for(stream: Duplex, events: OutboundEvents): NativeOutbound | null {
+    const fd = socketFd(stream);
+    if (fd !== null) return new NativeOutbound((onEvent) => adoptWriter(fd, onEvent), events);
+    let out: NativeOutbound | null = null;
+    const writer = nativeWriterOf(stream, () => {
+      if (out) {
+        out.#congested = false;
         events.drain();
-      } else if (e.type === 'stdin-error') {
-        events.failed(`write failed: ${e.errnoName}`);
-      } else if (e.type === 'exit' && !this.#closed) {
-        events.failed('the writer ended');
       }
     });
+    out = writer ? new NativeOutbound(writer, events) : null;
+    return out;
   }
 
   get congested(): boolean {
@@ -93,15 +121,11 @@ export class NativeOutbound implements Outbound {
   }
 
   write(bytes: Buffer): void {
-    this.#take(this.#writer.send(bytes));
+    if (this.#writer.send(bytes) === 'congested') this.#congested = true;
   }
 
   writeData(head: Buffer, data: Buffer): void {
-    this.#take(this.#writer.send(head, data));
-  }
-
-  #take(result: 'sent' | 'congested' | 'closed'): void {
-    if (result === 'congested') this.#congested = true;
+    if (this.#writer.send(head, data) === 'congested') this.#congested = true;
   }
 
   route(id: number): NativeRoute {
@@ -111,12 +135,12 @@ export class NativeOutbound implements Outbound {
 
   close(): void {
     this.#closed = true;
-    this.#writer.close();
+    if (this.#owned) this.#writer.close();
   }
 }
 
 /** The descriptor under a Node socket, or null for any other stream. */
-export function socketFd(stream: Duplex): number | null {
+function socketFd(stream: Duplex): number | null {
   const fd = (stream as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : null;
 }

@@ -194,10 +194,13 @@ export function setRealtimeClock(unixTimeNanos: bigint): void {
 
 /** A native byte stream over a device or socket fd (the serial and vsock transports). */
 export interface NativeStream {
+  /** Queues bytes; `stdin-written` events report them written. */
   write(data: Buffer): boolean;
   pause(): void;
   resume(): void;
   close(): void;
+  /** The same stream as a writer (sends are not reported back; congestion ends with `drain`). */
+  readonly writer: NativeWriter;
 }
 
 function streamOf(b: NativeBinding, handle: NativeHandle): NativeStream {
@@ -206,6 +209,7 @@ function streamOf(b: NativeBinding, handle: NativeHandle): NativeStream {
     pause: () => guard(() => b.pause(handle, 0)),
     resume: () => guard(() => b.resume(handle, 0)),
     close: () => guard(() => b.close(handle)),
+    writer: new NativeWriter(b, handle),
   };
 }
 

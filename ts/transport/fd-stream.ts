@@ -1,16 +1,36 @@
 /**
  * A Duplex over a native fd stream (serial device, vsock connection, any adopted socket). The
  * native reader owns the descriptor: reads arrive as events, writes are queued and never block
- * the event loop, and a paused consumer stops the reads.
+ * the event loop, and a paused consumer stops the reads. `nativeWriterOf` gives an owner that
+ * writes only through the stream's native writer (the agent's connection, which routes exec
+ * output to it) that writer, and tells it when the writer's congestion ends.
  */
 
 import { Duplex } from 'node:stream';
 
 import type { NativeEvent } from '../native/binding.js';
-import type { NativeStream } from '../native/index.js';
+import type { NativeStream, NativeWriter } from '../native/index.js';
 
 /** Writes accepted ahead of the device before write callbacks wait. */
 const AHEAD_BYTES = 1024 * 1024;
+
+interface WriterAccess {
+  writer: NativeWriter;
+  onDrain: (() => void) | null;
+}
+
+const writers = new WeakMap<Duplex, WriterAccess>();
+
+/**
+ * The native writer under a stream made by nativeDuplex, or null for any other stream. `onDrain`
+ * runs when a congestion that a send reported is over.
+ */
+export function nativeWriterOf(stream: Duplex, onDrain: () => void): NativeWriter | null {
+  const access = writers.get(stream);
+  if (!access) return null;
+  access.onDrain = onDrain;
+  return access.writer;
+}
 
 export function nativeDuplex(open: (onEvent: (e: NativeEvent) => void) => NativeStream): Duplex {
   let queued = 0;
@@ -35,8 +55,12 @@ export function nativeDuplex(open: (onEvent: (e: NativeEvent) => void) => Native
       cb(err);
     },
   });
+  let access: WriterAccess | null = null;
   stream = open((e) => {
     switch (e.type) {
+      case 'drain':
+        access?.onDrain?.();
+        break;
       case 'data':
         if (!duplex.push(e.chunk) && !paused) {
           paused = true;
@@ -65,5 +89,7 @@ export function nativeDuplex(open: (onEvent: (e: NativeEvent) => void) => Native
         break;
     }
   });
+  access = { writer: stream.writer, onDrain: null };
+  writers.set(duplex, access);
   return duplex;
 }

@@ -129,7 +129,7 @@ impl Handle {
                 let mut rest = Vec::with_capacity(len - written);
                 rest.extend_from_slice(&head[written.min(head.len())..]);
                 rest.extend_from_slice(&data[written.saturating_sub(head.len())..]);
-                (OutBuf::Bytes(rest), 0)
+                (OutBuf::Sent(rest), 0)
             })
         })
     }

@@ -16,8 +16,10 @@ const BATCH: usize = 64;
 
 /// One entry of the queue.
 pub enum OutBuf {
-    /// Bytes from the owner (stdin, a JavaScript write).
+    /// Bytes from the owner (stdin, a JavaScript write), reported as written.
     Bytes(Vec<u8>),
+    /// Bytes from the owner's `send` (the part not written at once), not reported.
+    Sent(Vec<u8>),
     /// A frame built natively: its header, then an output chunk.
     Frame { head: Vec<u8>, chunk: Chunk },
 }
@@ -25,7 +27,7 @@ pub enum OutBuf {
 impl OutBuf {
     pub fn parts(&self) -> [&[u8]; 2] {
         match self {
-            OutBuf::Bytes(v) => [v, &[]],
+            OutBuf::Bytes(v) | OutBuf::Sent(v) => [v, &[]],
             OutBuf::Frame { head, chunk } => [head, chunk.bytes()],
         }
     }

@@ -213,7 +213,9 @@ pub fn register(
 
 /// Hands an already open descriptor (a serial device, an accepted socket) to the reader as a
 /// byte stream: its input arrives as `data` events, `Handle::write` queues output, and the
-/// stream's end (EOF, hang-up, EIO) is reported as an exit without code or signal.
+/// stream's end (EOF, hang-up, EIO) is reported as an exit without code or signal. It is also a
+/// writer (`Handle::send`, routed sessions) as `register_writer` describes; `write`'s entries are
+/// reported back as written, `send`'s are not.
 pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>) -> Result<Handle, Errno> {
     sys::set_nonblocking(fd.as_raw_fd())?;
     let write = sys::dup_cloexec(fd.as_raw_fd())?;
@@ -291,8 +293,9 @@ fn enqueue(
         None => (None, None),
     };
     let has_stdin = p.stdin.is_some();
-    let direct_fd = match (&p.stdin, p.write_only) {
-        (Some(st), true) => st.fd.as_raw_fd(),
+    // A writer or an fd stream (no process) takes sends and routed output; a child's stdin does not.
+    let direct_fd = match (&p.stdin, pidfd_raw) {
+        (Some(st), None) => st.fd.as_raw_fd(),
         _ => -1,
     };
     let routed = p.gate.is_some();

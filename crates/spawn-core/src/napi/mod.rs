@@ -10,7 +10,7 @@ mod value;
 use std::time::Duration;
 
 use sys::*;
-use tsfn::{Tsfn, TsfnSink, WriterSink};
+use tsfn::{Tsfn, TsfnSink};
 use value::{Env, JsError, JsResult};
 
 use crate::handle::Handle;
@@ -386,7 +386,7 @@ fn adopt_writer_body(env: Env, info: napi_callback_info) -> JsResult<napi_value>
     }
     let own = crate::sys::dup_cloexec(fd).map_err(|e| JsError::Type(format!("fd {fd} cannot be duplicated: {e:?}")))?;
     let tsfn = Tsfn::new(env, callback)?;
-    let handle = reader::register_writer(own, move |handle| Box::new(WriterSink(TsfnSink { tsfn: Some(tsfn), handle })))
+    let handle = reader::register_writer(own, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
         .map_err(|e| JsError::Native(format!("registering the writer failed: {e:?}")))?;
     let obj = env.create_object()?;
     env.set(obj, c"handle", env.create_external(handle)?)?;

@@ -151,24 +151,6 @@ impl EventSink for TsfnSink {
     }
 }
 
-/// A writer's sink: the owner hears of failure, congestion relieved and the end; the bytes it
-/// sent are not reported back (it learns of congestion from `send` instead).
-pub struct WriterSink(pub TsfnSink);
-
-impl EventSink for WriterSink {
-    fn data(&mut self, _kind: StreamKind, _chunk: Chunk) {}
-    fn stdin_written(&mut self, _bytes: usize) {}
-    fn stdin_error(&mut self, errno: Errno) {
-        self.0.stdin_error(errno);
-    }
-    fn exit(&mut self, status: ExitStatus) {
-        self.0.exit(status);
-    }
-    fn drained(&mut self) {
-        self.0.drained();
-    }
-}
-
 unsafe extern "C" fn call_js(env: napi_env, callback: napi_value, _context: *mut c_void, data: *mut c_void) {
     // SAFETY: `data` is the Box<Event> leaked by `send`, delivered exactly once.
     let mut event = unsafe { Box::from_raw(data as *mut Event) };
