@@ -22,7 +22,7 @@ use crate::outbox::Outbox;
 use crate::orphans;
 use crate::reaper::{self, ExitStatus};
 use crate::spawn::{ChildIo, Spawned};
-use crate::slab::{SlabChunk, SlabCursor};
+use crate::slab::{self, SlabChunk, SlabCursor};
 use crate::spec::AfterDrain;
 use crate::sys::{self, Epoll, EventFd};
 
@@ -399,8 +399,14 @@ impl OutStream {
             }
             return Ok(Chunk::Owned(scratch[..n].to_vec()));
         }
-        // 0 ready (a hang-up, or a race with the writer) still needs a read to see EOF.
-        let want = sys::readable_bytes(fd).unwrap_or(0).clamp(1, PIPE_READ_MAX);
+        // With a slab's worth of room left a grown pipe is read up to it without asking first:
+        // FIONREAD takes the pipe's lock, which the child's next write then waits on.
+        let want = if self.grown && self.slab.room_left() >= slab::MIN_ROOM {
+            PIPE_READ_MAX
+        } else {
+            // 0 ready (a hang-up, or a race with the writer) still needs a read to see EOF.
+            sys::readable_bytes(fd).unwrap_or(0).clamp(1, PIPE_READ_MAX)
+        };
         // A bulk pipe reads into slabs (slab.rs); one that never filled up gets a buffer of
         // exactly what it read, so small outputs pin no more memory than their size.
         if self.grown {

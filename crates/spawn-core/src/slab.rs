@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub const SLAB_SIZE: usize = 256 * 1024;
 /// A read that would find less room than this (or than the pipe holds) starts a new slab; at
 /// most this much of a slab goes unused.
-const MIN_ROOM: usize = 64 * 1024;
+pub const MIN_ROOM: usize = 64 * 1024;
 /// A stream that has read nothing into its slab for this long lets it go (and tells the JS side
 /// to), so a session that printed a burst and then went quiet pins no slab.
 pub const SLAB_IDLE: Duration = Duration::from_secs(1);
@@ -137,6 +137,11 @@ impl SlabCursor {
         }
         let (slab, used) = self.current.as_ref()?;
         Some((Arc::clone(slab), *used, want.min(SLAB_SIZE - used)))
+    }
+
+    /// Bytes left in the current slab (0 without one).
+    pub fn room_left(&self) -> usize {
+        self.current.as_ref().map_or(0, |(_, used)| SLAB_SIZE - used)
     }
 
     /// Records that `n` bytes were read at the offset `room` gave.
