@@ -18,8 +18,12 @@
 
 import { LENGTH_PREFIX_SIZE, MAX_FRAME_SIZE, FRAME_HEADER_SIZE } from '../protocol/frame.js';
 
-/** Size of one read slab: one ArrayBuffer per this much output, not one per frame. */
-export const SLAB_SIZE = 1024 * 1024;
+/**
+ * Size of one read slab: one ArrayBuffer per this much output, not one per frame. Four of the
+ * agent's largest output frames (256 KiB of data, its slab size, plus a head of a few dozen bytes)
+ * fit whole, so a stream of them never has a frame's start moved to the next slab.
+ */
+export const SLAB_SIZE = 1024 * 1024 + 4096;
 /** Frames at least this large are handed on as views into the slab; smaller ones are copied. */
 export const VIEW_MIN = 16 * 1024;
 /** Less room than this left in the slab starts a new one, so reads stay large. */

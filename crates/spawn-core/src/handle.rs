@@ -122,7 +122,7 @@ impl Handle {
     /// descriptor does not take). None once the writer is closed or failed; else whether it is
     /// congested, in which case the owner hears `drained` when it is relieved.
     pub fn send(&self, head: &[u8], data: &[u8]) -> Option<bool> {
-        self.enqueue(true, |fd| {
+        self.enqueue(true, |fd, _| {
             let written = fd.map_or(0, |fd| write_direct(fd, [head, data]));
             let len = head.len() + data.len();
             (written < len).then(|| {
@@ -134,26 +134,38 @@ impl Handle {
         })
     }
 
-    /// A writer: sends a natively built frame (routed output, route.rs), as `send`.
-    pub(crate) fn send_frame(&self, head: Vec<u8>, chunk: Chunk) -> Option<bool> {
-        let buf = OutBuf::Frame { head, chunk };
-        self.enqueue(false, move |fd| {
+    /// A writer: sends a natively built frame (routed output, route.rs), as `send`. While frames
+    /// wait, a chunk that continues the last one of the same `tag` joins it (`head_for` builds the
+    /// head for a chunk length), so a backed-up peer gets fewer, larger frames.
+    /// Returns None once the writer is closed, else (congested, merged into a waiting frame).
+    pub(crate) fn send_frame(&self, chunk: Chunk, tag: u64, head_for: impl Fn(usize) -> Vec<u8>) -> Option<(bool, bool)> {
+        let mut merged = false;
+        let congested = self.enqueue(false, |fd, q| {
+            if let (None, Chunk::Slab(next)) = (fd, &chunk) {
+                merged = q.merge_into_back(tag, next, &head_for);
+                if merged {
+                    return None;
+                }
+            }
+            let buf = OutBuf::Frame { head: head_for(chunk.len()), chunk, tag };
             let written = fd.map_or(0, |fd| write_direct(fd, buf.parts()));
             (written < buf.len()).then_some((buf, written))
-        })
+        })?;
+        Some((congested, merged))
     }
 
     /// Under the queue lock: `write` gets the descriptor when the queue is empty (it may write
-    /// straight away) and returns what is left to queue with the bytes of it already written.
-    /// Then the congestion state is updated; the reader is poked to flush what was left.
-    fn enqueue(&self, owner: bool, write: impl FnOnce(Option<RawFd>) -> Option<(OutBuf, usize)>) -> Option<bool> {
+    /// straight away), and the queue, and returns what is left to queue with the bytes of it
+    /// already written. Then the congestion state is updated; the reader is poked to flush what
+    /// was left.
+    fn enqueue(&self, owner: bool, write: impl FnOnce(Option<RawFd>, &mut Outbox) -> Option<(OutBuf, usize)>) -> Option<bool> {
         let s = &self.0;
         let mut q = lock(&s.stdin);
         if q.dead || s.direct_fd < 0 {
             return None;
         }
         let was_empty = q.is_empty();
-        if let Some((rest, written)) = write(was_empty.then_some(s.direct_fd)) {
+        if let Some((rest, written)) = write(was_empty.then_some(s.direct_fd), &mut q) {
             q.push(rest, written);
         }
         if q.queued() > WRITER_HIGH_WATER {

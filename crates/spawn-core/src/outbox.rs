@@ -8,7 +8,10 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
+use std::sync::Arc;
+
 use crate::reader::Chunk;
+use crate::slab::SlabChunk;
 use crate::sys;
 
 /// Entries gathered into one writev (two iovecs each at most).
@@ -20,15 +23,16 @@ pub enum OutBuf {
     Bytes(Vec<u8>),
     /// Bytes from the owner's `send` (the part not written at once), not reported.
     Sent(Vec<u8>),
-    /// A frame built natively: its header, then an output chunk.
-    Frame { head: Vec<u8>, chunk: Chunk },
+    /// A frame built natively: its header, then an output chunk. Frames with the same nonzero
+    /// `tag` (one stream of one routed session) may be merged while they wait (`merge_into_back`).
+    Frame { head: Vec<u8>, chunk: Chunk, tag: u64 },
 }
 
 impl OutBuf {
     pub fn parts(&self) -> [&[u8]; 2] {
         match self {
             OutBuf::Bytes(v) | OutBuf::Sent(v) => [v, &[]],
-            OutBuf::Frame { head, chunk } => [head, chunk.bytes()],
+            OutBuf::Frame { head, chunk, .. } => [head, chunk.bytes()],
         }
     }
 
@@ -101,6 +105,25 @@ impl Outbox {
         }
         self.queued += len - written;
         self.bufs.push_back(buf);
+    }
+
+    /// Lets a slab chunk that continues the last queued frame's chunk (same tag, same slab, the
+    /// next bytes) join that frame instead of following it as a frame of its own: the frame's
+    /// head is rebuilt for the longer chunk (`head_for` its length). Only a frame nothing of which
+    /// has been written can grow. True if merged (the caller drops its chunk).
+    pub fn merge_into_back(&mut self, tag: u64, next: &SlabChunk, head_for: impl FnOnce(usize) -> Vec<u8>) -> bool {
+        if tag == 0 || (self.bufs.len() == 1 && self.offset > 0) {
+            return false;
+        }
+        let Some(OutBuf::Frame { head, chunk: Chunk::Slab(last), tag: t }) = self.bufs.back_mut() else { return false };
+        if *t != tag || !Arc::ptr_eq(&last.slab, &next.slab) || last.off + last.len != next.off {
+            return false;
+        }
+        last.len += next.len;
+        let new_head = head_for(last.len);
+        self.queued = self.queued + next.len + new_head.len() - head.len();
+        *head = new_head;
+        true
     }
 
     /// Drops everything queued and refuses more.
@@ -191,7 +214,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     fn frame(head: &[u8], body: &[u8]) -> OutBuf {
-        OutBuf::Frame { head: head.to_vec(), chunk: Chunk::Owned(body.to_vec()) }
+        OutBuf::Frame { head: head.to_vec(), chunk: Chunk::Owned(body.to_vec()), tag: 0 }
     }
 
     fn read_all(fd: RawFd) -> Vec<u8> {
@@ -247,7 +270,7 @@ mod tests {
             let body = vec![i ^ 0x5a; 7000 + i as usize];
             expected.extend_from_slice(&head);
             expected.extend_from_slice(&body);
-            q.push(OutBuf::Frame { head, chunk: Chunk::Owned(body) }, 0);
+            q.push(OutBuf::Frame { head, chunk: Chunk::Owned(body), tag: 0 }, 0);
         }
         let mut got = Vec::new();
         loop {
@@ -274,5 +297,61 @@ mod tests {
         assert_eq!(f.error, Some(Errno::EPIPE));
         assert!(q.dead && q.is_empty());
         assert_eq!(q.queued(), 0);
+    }
+
+    /// A slab with `bytes` at its start, and chunks of it.
+    fn slab_with(bytes: &[u8]) -> std::sync::Arc<crate::slab::Slab> {
+        let mut cursor = crate::slab::SlabCursor::default();
+        let (slab, off, _) = cursor.room(bytes.len()).unwrap();
+        assert_eq!(off, 0);
+        // SAFETY: the slab has room for `bytes` at offset 0 and nothing else refers to it yet.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), slab.as_ptr(), bytes.len()) };
+        slab
+    }
+
+    fn part(slab: &std::sync::Arc<crate::slab::Slab>, off: usize, len: usize) -> SlabChunk {
+        SlabChunk { slab: std::sync::Arc::clone(slab), off, len }
+    }
+
+    /// A head that names the length, so the test can see it was rebuilt.
+    fn head_for(len: usize) -> Vec<u8> {
+        format!("<{len}>").into_bytes()
+    }
+
+    fn slab_frame(slab: &std::sync::Arc<crate::slab::Slab>, off: usize, len: usize, tag: u64) -> OutBuf {
+        OutBuf::Frame { head: head_for(len), chunk: Chunk::Slab(part(slab, off, len)), tag }
+    }
+
+    #[test]
+    fn contiguous_chunks_of_one_stream_merge_into_the_waiting_frame() {
+        let slab = slab_with(b"abcdefghij");
+        let mut q = Outbox::default();
+        q.push(OutBuf::Bytes(b"X".to_vec()), 0);
+        q.push(slab_frame(&slab, 0, 3, 7), 0);
+        assert!(q.merge_into_back(7, &part(&slab, 3, 4), head_for), "the next bytes join");
+        assert!(!q.merge_into_back(8, &part(&slab, 7, 1), head_for), "another stream does not");
+        assert!(!q.merge_into_back(7, &part(&slab, 8, 2), head_for), "a gap does not");
+        assert!(!q.merge_into_back(0, &part(&slab, 7, 1), head_for), "tag 0 never merges");
+        let other = slab_with(b"hij");
+        assert!(!q.merge_into_back(7, &part(&other, 0, 3), head_for), "another slab does not");
+        assert_eq!(q.queued(), 1 + "<7>".len() + 7);
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        q.flush(w.as_raw_fd());
+        assert_eq!(read_all(r.as_raw_fd()), b"X<7>abcdefg");
+    }
+
+    #[test]
+    fn a_frame_already_partly_written_does_not_grow() {
+        let slab = slab_with(b"abcdef");
+        let mut q = Outbox::default();
+        q.push(slab_frame(&slab, 0, 3, 1), 2);
+        assert!(!q.merge_into_back(1, &part(&slab, 3, 3), head_for));
+        q.push(slab_frame(&slab, 3, 2, 1), 0);
+        assert!(q.merge_into_back(1, &part(&slab, 5, 1), head_for), "a frame behind it can");
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        q.flush(w.as_raw_fd());
+        assert_eq!(read_all(r.as_raw_fd()), b">abc<3>def");
     }
 }

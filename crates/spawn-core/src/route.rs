@@ -117,10 +117,14 @@ impl EventSink for RouteSink {
         let n = chunk.len();
         // The writer's congestion bounds what is held from here on, not the stream's inflight.
         self.own.0.inflight[kind.index()].fetch_sub(n, Ordering::AcqRel);
-        let head = self.route.head(kind, n);
+        // One tag per stream of this session: its waiting frames may merge (outbox.rs).
+        let tag = (self.own.0.id << 1) | kind.index() as u64;
+        let route = &self.route;
         // A closed writer (the peer is gone) drops it: the connection is ending its sessions.
-        let Some(congested) = self.route.writer.send_frame(head, chunk) else { return };
-        self.frames += 1;
+        let Some((congested, merged)) = route.writer.send_frame(chunk, tag, |len| route.head(kind, len)) else { return };
+        if !merged {
+            self.frames += 1;
+        }
         self.bytes += n as u64;
         let now = Instant::now();
         // Congested, the session is about to be held: what it sent is counted before it waits.
