@@ -217,6 +217,15 @@ mod tests {
         OutBuf::Frame { head: head.to_vec(), chunk: Chunk::Owned(body.to_vec()), tag: 0 }
     }
 
+    /// What flushing `q` into a pipe writes.
+    fn flushed(q: &mut Outbox) -> Vec<u8> {
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        let f = q.flush(w.as_raw_fd());
+        assert!(f.error.is_none() && !f.blocked);
+        read_all(r.as_raw_fd())
+    }
+
     fn read_all(fd: RawFd) -> Vec<u8> {
         let mut out = Vec::new();
         let mut buf = [0u8; 65536];
@@ -249,13 +258,10 @@ mod tests {
 
     #[test]
     fn a_front_written_into_its_chunk_resumes_there() {
-        let (r, w) = sys::pipe_cloexec().unwrap();
-        sys::set_nonblocking(r.as_raw_fd()).unwrap();
         let mut q = Outbox::default();
         q.push(frame(b"ab", b"cdef"), 4);
         q.push(frame(b"gh", b"ij"), 0);
-        q.flush(w.as_raw_fd());
-        assert_eq!(read_all(r.as_raw_fd()), b"efghij");
+        assert_eq!(flushed(&mut q), b"efghij");
     }
 
     #[test]
@@ -335,10 +341,7 @@ mod tests {
         let other = slab_with(b"hij");
         assert!(!q.merge_into_back(7, &part(&other, 0, 3), head_for), "another slab does not");
         assert_eq!(q.queued(), 1 + "<7>".len() + 7);
-        let (r, w) = sys::pipe_cloexec().unwrap();
-        sys::set_nonblocking(r.as_raw_fd()).unwrap();
-        q.flush(w.as_raw_fd());
-        assert_eq!(read_all(r.as_raw_fd()), b"X<7>abcdefg");
+        assert_eq!(flushed(&mut q), b"X<7>abcdefg");
     }
 
     #[test]
@@ -349,9 +352,6 @@ mod tests {
         assert!(!q.merge_into_back(1, &part(&slab, 3, 3), head_for));
         q.push(slab_frame(&slab, 3, 2, 1), 0);
         assert!(q.merge_into_back(1, &part(&slab, 5, 1), head_for), "a frame behind it can");
-        let (r, w) = sys::pipe_cloexec().unwrap();
-        sys::set_nonblocking(r.as_raw_fd()).unwrap();
-        q.flush(w.as_raw_fd());
-        assert_eq!(read_all(r.as_raw_fd()), b">abc<3>def");
+        assert_eq!(flushed(&mut q), b">abc<3>def");
     }
 }

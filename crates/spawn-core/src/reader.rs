@@ -219,24 +219,7 @@ pub fn register(
 pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>) -> Result<Handle, Errno> {
     sys::set_nonblocking(fd.as_raw_fd())?;
     let write = sys::dup_cloexec(fd.as_raw_fd())?;
-    let mut engine = lock(&ENGINE);
-    if engine.wake.is_none() {
-        start_thread(&mut engine)?;
-    }
-    let id = engine.next_id;
-    engine.next_id += 1;
-    let parts = SessionParts {
-        pid: 0,
-        pidfd: None,
-        pty_ctl: None,
-        streams: [Some(OutStream::new(fd, StreamKind::Stdout, false)), None],
-        stdin: Some(InStream::new(write, false)),
-        drain: Duration::ZERO,
-        after_drain: AfterDrain::Detach,
-        write_only: false,
-        gate: None,
-    };
-    Ok(enqueue(&mut engine, id, parts, make_sink))
+    register_fd(Some(fd), write, make_sink)
 }
 
 /// Hands a descriptor (an agent connection's socket, whose reading stays with its owner) to the
@@ -246,21 +229,31 @@ pub fn register_stream(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn Ev
 /// A failed write is reported as `stdin_error`, then the writer ends (`exit`), as after `close`.
 pub fn register_writer(fd: OwnedFd, make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>) -> Result<Handle, Errno> {
     sys::set_nonblocking(fd.as_raw_fd())?;
+    register_fd(None, fd, make_sink)
+}
+
+/// A session without a process: an fd stream (`read` present) or a writer.
+fn register_fd(
+    read: Option<OwnedFd>,
+    write: OwnedFd,
+    make_sink: impl FnOnce(Handle) -> Box<dyn EventSink>,
+) -> Result<Handle, Errno> {
     let mut engine = lock(&ENGINE);
     if engine.wake.is_none() {
         start_thread(&mut engine)?;
     }
     let id = engine.next_id;
     engine.next_id += 1;
+    let write_only = read.is_none();
     let parts = SessionParts {
         pid: 0,
         pidfd: None,
         pty_ctl: None,
-        streams: [None, None],
-        stdin: Some(InStream::new(fd, false)),
+        streams: [read.map(|fd| OutStream::new(fd, StreamKind::Stdout, false)), None],
+        stdin: Some(InStream::new(write, false)),
         drain: Duration::ZERO,
         after_drain: AfterDrain::Detach,
-        write_only: true,
+        write_only,
         gate: None,
     };
     Ok(enqueue(&mut engine, id, parts, make_sink))

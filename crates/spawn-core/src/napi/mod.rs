@@ -345,12 +345,24 @@ fn set_clock_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
 
 /// Registers `fd` as a byte stream whose events go to `callback`; returns `{ handle }`.
 fn stream_object(env: Env, fd: std::os::fd::OwnedFd, callback: napi_value) -> JsResult<napi_value> {
+    handle_object(env, callback, "stream", |tsfn| {
+        reader::register_stream(fd, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
+    })
+}
+
+/// Registers a session (with `register`, given the threadsafe function of `callback`) and
+/// returns `{ handle }`.
+fn handle_object(
+    env: Env,
+    callback: napi_value,
+    what: &str,
+    register: impl FnOnce(Tsfn) -> Result<Handle, nix::errno::Errno>,
+) -> JsResult<napi_value> {
     if env.type_of(callback)? != NAPI_FUNCTION {
         return Err(JsError::Type("onEvent must be a function".into()));
     }
     let tsfn = Tsfn::new(env, callback)?;
-    let handle = reader::register_stream(fd, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
-        .map_err(|e| JsError::Native(format!("registering the stream failed: {e:?}")))?;
+    let handle = register(tsfn).map_err(|e| JsError::Native(format!("registering the {what} failed: {e:?}")))?;
     let obj = env.create_object()?;
     env.set(obj, c"handle", env.create_external(handle)?)?;
     Ok(obj)
@@ -381,16 +393,10 @@ fn adopt_fd_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
 fn adopt_writer_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     let [fd, callback] = env.args::<2>(info)?;
     let fd = env.uint(fd, i32::MAX as u32, "fd")? as i32;
-    if env.type_of(callback)? != NAPI_FUNCTION {
-        return Err(JsError::Type("onEvent must be a function".into()));
-    }
     let own = crate::sys::dup_cloexec(fd).map_err(|e| JsError::Type(format!("fd {fd} cannot be duplicated: {e:?}")))?;
-    let tsfn = Tsfn::new(env, callback)?;
-    let handle = reader::register_writer(own, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
-        .map_err(|e| JsError::Native(format!("registering the writer failed: {e:?}")))?;
-    let obj = env.create_object()?;
-    env.set(obj, c"handle", env.create_external(handle)?)?;
-    Ok(obj)
+    handle_object(env, callback, "writer", |tsfn| {
+        reader::register_writer(own, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
+    })
 }
 
 /// A writer's send of one buffer, or two written as one: 0 sent or queued, 1 queued and
