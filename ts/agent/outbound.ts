@@ -73,28 +73,17 @@ export class StreamOutbound implements Outbound {
 let routeParts: Pick<NativeRoute, 'stdout' | 'stderr'> | null = null;
 
 export class NativeOutbound implements Outbound {
+  readonly #events: OutboundEvents;
   readonly #writer: NativeWriter;
   /** The writer is ours to close (a socket's duplicate), not the stream's. */
   readonly #owned: boolean;
   #congested = false;
   #closed = false;
 
-  private constructor(writer: NativeWriter | ((onEvent: (e: NativeEvent) => void) => NativeWriter), events: OutboundEvents) {
-    const drain = (): void => {
-      this.#congested = false;
-      events.drain();
-    };
-    if (typeof writer !== 'function') {
-      this.#writer = writer;
-      this.#owned = false;
-      return;
-    }
-    this.#owned = true;
-    this.#writer = writer((e) => {
-      if (e.type === 'drain') drain();
-      else if (e.type === 'stdin-error') events.failed(`write failed: ${e.errnoName}`);
-      else if (e.type === 'exit' && !this.#closed) events.failed('the writer ended');
-    });
+  private constructor(events: OutboundEvents, attach: (out: NativeOutbound) => NativeWriter, owned: boolean) {
+    this.#events = events;
+    this.#owned = owned;
+    this.#writer = attach(this);
   }
 
   /**
@@ -104,16 +93,28 @@ export class NativeOutbound implements Outbound {
    */
   static for(stream: Duplex, events: OutboundEvents): NativeOutbound | null {
     const fd = socketFd(stream);
-    if (fd !== null) return new NativeOutbound((onEvent) => adoptWriter(fd, onEvent), events);
-    let out: NativeOutbound | null = null;
-    const writer = nativeWriterOf(stream, () => {
-      if (out) {
-        out.#congested = false;
-        events.drain();
-      }
-    });
-    out = writer ? new NativeOutbound(writer, events) : null;
-    return out;
+    if (fd !== null) return new NativeOutbound(events, (out) => adoptWriter(fd, (e) => out.#onWriterEvent(e)), true);
+    const access = nativeWriterOf(stream);
+    if (access === null) return null;
+    return new NativeOutbound(
+      events,
+      (out) => {
+        access.onDrain = () => out.#drained();
+        return access.writer;
+      },
+      false,
+    );
+  }
+
+  #drained(): void {
+    this.#congested = false;
+    this.#events.drain();
+  }
+
+  #onWriterEvent(e: NativeEvent): void {
+    if (e.type === 'drain') this.#drained();
+    else if (e.type === 'stdin-error') this.#events.failed(`write failed: ${e.errnoName}`);
+    else if (e.type === 'exit' && !this.#closed) this.#events.failed('the writer ended');
   }
 
   get congested(): boolean {

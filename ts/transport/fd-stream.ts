@@ -14,22 +14,17 @@ import type { NativeStream, NativeWriter } from '../native/index.js';
 /** Writes accepted ahead of the device before write callbacks wait. */
 const AHEAD_BYTES = 1024 * 1024;
 
-interface WriterAccess {
-  writer: NativeWriter;
+/** The native writer under a nativeDuplex stream; `onDrain` runs when its congestion is over. */
+export interface WriterAccess {
+  readonly writer: NativeWriter;
   onDrain: (() => void) | null;
 }
 
 const writers = new WeakMap<Duplex, WriterAccess>();
 
-/**
- * The native writer under a stream made by nativeDuplex, or null for any other stream. `onDrain`
- * runs when a congestion that a send reported is over.
- */
-export function nativeWriterOf(stream: Duplex, onDrain: () => void): NativeWriter | null {
-  const access = writers.get(stream);
-  if (!access) return null;
-  access.onDrain = onDrain;
-  return access.writer;
+/** The native writer under a stream made by nativeDuplex, or null for any other stream. */
+export function nativeWriterOf(stream: Duplex): WriterAccess | null {
+  return writers.get(stream) ?? null;
 }
 
 export function nativeDuplex(open: (onEvent: (e: NativeEvent) => void) => NativeStream): Duplex {
