@@ -1,0 +1,114 @@
+// The native writer (adoptWriter / send, crates/spawn-core/src/outbox.rs): it writes over a
+// duplicate of the caller's descriptor, in order, head and data as one write; after close it
+// refuses sends and reports its end; bad descriptors, handles and routes are typed errors.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { adoptWriter, native, nativeStats } from '../../ts/native/index.js';
+import type { NativeEvent, NativeHandle, NativeSpawnOptions } from '../../ts/native/binding.js';
+import { eventually } from '../fixtures/harness.js';
+
+/** A FIFO's read end (non-blocking) and write end. */
+function fifo(t: { teardown(fn: () => void): void }): { r: number; w: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'msb-writer-'));
+  const path = join(dir, 'fifo');
+  execFileSync('mkfifo', [path]);
+  const r = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const w = openSync(path, constants.O_WRONLY);
+  t.teardown(() => {
+    closeSync(r);
+    closeSync(w);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { r, w };
+}
+
+/** Raw addon options for a pipe-mode spawn of `file args`. */
+function spawnOptions(file: string, args: string[], over: Partial<NativeSpawnOptions> = {}): NativeSpawnOptions {
+  return {
+    file,
+    args,
+    env: ['PATH=/usr/bin:/bin'],
+    cwd: null,
+    mode: 'pipes',
+    rows: 24,
+    cols: 80,
+    user: null,
+    stdin: 'pipe',
+    rlimits: [],
+    restricted: false,
+    homeDefault: 'user',
+    drainMs: 100,
+    afterDrain: 'detach',
+    ...over,
+  };
+}
+
+function readAll(fd: number): string {
+  const buf = Buffer.alloc(1 << 16);
+  let out = '';
+  for (;;) {
+    let n = 0;
+    try {
+      n = readSync(fd, buf);
+    } catch {
+      return out;
+    }
+    if (n === 0) return out;
+    out += buf.subarray(0, n).toString();
+  }
+}
+
+t.test('sends go out in order over a duplicate; after close the writer refuses and reports its end', async (t) => {
+  const { r, w } = fifo(t);
+  const base = nativeStats().sessions;
+  const events: NativeEvent[] = [];
+  let ended!: () => void;
+  const end = new Promise<void>((resolve) => (ended = resolve));
+  const writer = adoptWriter(w, (e) => {
+    events.push(e);
+    if (e.type === 'exit') ended();
+  });
+  t.equal(nativeStats().sessions, base + 1, 'one native session for the writer');
+  t.equal(writer.send(Buffer.from('one,')), 'sent');
+  t.equal(writer.send(Buffer.from('two,'), Buffer.from('three')), 'sent', 'head and data as one send');
+  t.equal(readAll(r), 'one,two,three');
+  writeSync(w, 'own');
+  t.equal(readAll(r), 'own', "the caller's descriptor is still its own");
+  writer.close();
+  await end;
+  t.equal(writer.send(Buffer.from('late')), 'closed', 'a closed writer refuses');
+  t.same(
+    events.map((e) => e.type),
+    ['exit'],
+    'nothing but the end is reported: sends are not echoed back',
+  );
+  t.equal(readAll(r), '', 'nothing was written after close');
+  t.ok(await eventually(() => nativeStats().sessions === base, 5000), 'the writer is gone');
+});
+
+t.test('bad descriptors, handles and routes are TypeErrors with MSB_ERR_INVALID_OPTION', async (t) => {
+  const b = native();
+  const invalid = { name: 'TypeError', code: 'MSB_ERR_INVALID_OPTION' };
+  t.throws(() => b.adoptWriter(-1, () => {}), invalid, 'a negative fd');
+  t.throws(() => b.adoptWriter(1_000_000, () => {}), invalid, 'a descriptor that is not open');
+  t.throws(() => b.adoptWriter(0, 'nope' as unknown as () => void), invalid, 'no callback');
+  let exit!: () => void;
+  const exited = new Promise<void>((resolve) => (exit = resolve));
+  const spawned = b.spawn(spawnOptions('sleep', ['5']), (e) => {
+    if (typeof e !== 'number' && e.type === 'exit') exit();
+  }) as { handle: NativeHandle };
+  t.throws(() => b.send(spawned.handle, Buffer.from('x')), { ...invalid, message: "send needs a writer's handle" });
+  const parts = { flags: 0, envelope: Buffer.alloc(1), payload: Buffer.alloc(1) };
+  const route = { writer: spawned.handle, id: 1, stdout: parts, stderr: parts };
+  t.throws(
+    () => b.spawn(spawnOptions('true', [], { route }), () => {}),
+    { ...invalid, message: "route.writer must be a writer's handle" },
+    'a route to something that is not a writer',
+  );
+  b.close(spawned.handle);
+  await exited;
+});
