@@ -104,7 +104,7 @@ export class AgentClient {
     const deadline = performance.now() + timeoutMs;
     const socket = await openSocket(target, peer, timeoutMs);
     const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
-    const handshake = await readHandshake(socket, { prefix: true, timeoutMs: remaining, peer: `the agent at ${peer}` });
+    const handshake = await readHandshake(socket, { prefix: true, timeoutMs: remaining, limitMs: timeoutMs, peer: `the agent at ${peer}` });
     return new AgentClient(socket, handshake);
   }
 

@@ -39,6 +39,8 @@ export interface HandshakeOptions {
   prefix: boolean;
   /** Deadline in ms; on expiry the stream is destroyed. */
   timeoutMs: number;
+  /** The caller's whole time limit, named in the expiry message, when connecting used part of it. */
+  limitMs?: number;
   /** Who is at the other end, for messages (`the agent at unix:/run/agent.sock`). */
   peer: string;
 }
@@ -124,7 +126,7 @@ export function readHandshake(stream: Duplex, opts: HandshakeOptions): Promise<H
     const onError = (err: Error): void =>
       fail(transportClosed(`the connection to ${opts.peer} failed during the handshake: ${err.message}`, err));
     const timer = setTimeout(
-      () => fail(transportClosed(`no handshake from ${opts.peer} within ${opts.timeoutMs} ms`)),
+      () => fail(transportClosed(`no handshake from ${opts.peer} within ${opts.limitMs ?? opts.timeoutMs} ms`)),
       opts.timeoutMs,
     );
 
