@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 
 import * as api from '../ts/index.js';
 import { native } from '../ts/native/index.js';
-import { NATIVE_EXPORTS, type NativeSpawnOptions } from '../ts/native/binding.js';
+import { NATIVE_EXPORTS } from '../ts/native/binding.js';
+import { pipeSpawn } from './fixtures/native-options.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'golden');
 
@@ -28,27 +29,6 @@ t.test('the addon exports exactly what binding.ts declares', async (t) => {
   t.same(exported, [...NATIVE_EXPORTS].sort());
   t.same(exported, golden('native-exports.json', exported));
 });
-
-/** Raw addon options for a pipe-mode spawn, with `over` on top. */
-function pipeSpawn(over: Partial<NativeSpawnOptions>): NativeSpawnOptions {
-  return {
-    file: 'true',
-    args: [],
-    env: ['PATH=/usr/bin:/bin'],
-    cwd: null,
-    mode: 'pipes',
-    rows: 24,
-    cols: 80,
-    user: null,
-    stdin: 'pipe',
-    rlimits: [],
-    restricted: false,
-    homeDefault: 'user',
-    drainMs: 100,
-    afterDrain: 'detach',
-    ...over,
-  };
-}
 
 t.test('spawn returns {pid, handle} with pid a positive integer and handle an External', async (t) => {
   const b = native();

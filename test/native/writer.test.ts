@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { adoptWriter, native, nativeStats } from '../../ts/native/index.js';
-import type { NativeEvent, NativeHandle, NativeSpawnOptions } from '../../ts/native/binding.js';
+import type { NativeEvent, NativeHandle } from '../../ts/native/binding.js';
+import { pipeSpawn } from '../fixtures/native-options.js';
 import { eventually } from '../fixtures/harness.js';
 
 /** A FIFO's read end (non-blocking) and write end. */
@@ -24,27 +25,6 @@ function fifo(t: { teardown(fn: () => void): void }): { r: number; w: number } {
     rmSync(dir, { recursive: true, force: true });
   });
   return { r, w };
-}
-
-/** Raw addon options for a pipe-mode spawn of `file args`. */
-function spawnOptions(file: string, args: string[], over: Partial<NativeSpawnOptions> = {}): NativeSpawnOptions {
-  return {
-    file,
-    args,
-    env: ['PATH=/usr/bin:/bin'],
-    cwd: null,
-    mode: 'pipes',
-    rows: 24,
-    cols: 80,
-    user: null,
-    stdin: 'pipe',
-    rlimits: [],
-    restricted: false,
-    homeDefault: 'user',
-    drainMs: 100,
-    afterDrain: 'detach',
-    ...over,
-  };
 }
 
 function readAll(fd: number): string {
@@ -98,14 +78,14 @@ t.test('bad descriptors, handles and routes are TypeErrors with MSB_ERR_INVALID_
   t.throws(() => b.adoptWriter(0, 'nope' as unknown as () => void), invalid, 'no callback');
   let exit!: () => void;
   const exited = new Promise<void>((resolve) => (exit = resolve));
-  const spawned = b.spawn(spawnOptions('sleep', ['5']), (e) => {
+  const spawned = b.spawn(pipeSpawn({ file: 'sleep', args: ['5'] }), (e) => {
     if (typeof e !== 'number' && e.type === 'exit') exit();
   }) as { handle: NativeHandle };
   t.throws(() => b.send(spawned.handle, Buffer.from('x')), { ...invalid, message: "send needs a writer's handle" });
   const parts = { flags: 0, envelope: Buffer.alloc(1), payload: Buffer.alloc(1) };
   const route = { writer: spawned.handle, id: 1, stdout: parts, stderr: parts };
   t.throws(
-    () => b.spawn(spawnOptions('true', [], { route }), () => {}),
+    () => b.spawn(pipeSpawn({ route }), () => {}),
     { ...invalid, message: "route.writer must be a writer's handle" },
     'a route to something that is not a writer',
   );
