@@ -1,12 +1,16 @@
 // The native writer (adoptWriter / send, crates/spawn-core/src/outbox.rs): it writes over a
 // duplicate of the caller's descriptor, in order, head and data as one write; after close it
-// refuses sends and reports its end; bad descriptors, handles and routes are typed errors.
+// refuses sends and reports its end; bad descriptors, handles and routes are typed errors. A
+// unix socket connection's writer asks the kernel for a larger send buffer; nothing else does.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { NativeOutbound, UNIX_SEND_BUFFER } from '../../ts/agent/outbound.js';
 import { adoptWriter, native, nativeStats } from '../../ts/native/index.js';
 import type { NativeEvent, NativeHandle } from '../../ts/native/binding.js';
 import { pipeSpawn } from '../fixtures/native-options.js';
@@ -91,4 +95,60 @@ t.test('bad descriptors, handles and routes are TypeErrors with MSB_ERR_INVALID_
   );
   b.close(spawned.handle);
   await exited;
+});
+
+/** A connected client socket to a server listening on `address`, closed at teardown. */
+async function connected(t: { teardown(fn: () => unknown): void }, listen: (s: Server) => void): Promise<Socket> {
+  const server = createServer((peer) => peer.resume());
+  listen(server);
+  await once(server, 'listening');
+  const address = server.address();
+  const socket = typeof address === 'string' ? connect(address) : connect(address!.port, '127.0.0.1');
+  await once(socket, 'connect');
+  t.teardown(() => {
+    socket.destroy();
+    server.close();
+  });
+  return socket;
+}
+
+function socketFd(s: Socket): number {
+  return (s as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+t.test('a unix socket is given the send buffer asked for; other descriptors are left alone', async (t) => {
+  const wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+  // The kernel doubles what it is asked for and caps the request at net.core.wmem_max.
+  const granted = (bytes: number): number => 2 * Math.min(bytes, wmemMax);
+  const dir = mkdtempSync(join(tmpdir(), 'msb-writer-sock-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const unix = await connected(t, (s) => s.listen(join(dir, 's')));
+  const tcp = await connected(t, (s) => s.listen(0, '127.0.0.1'));
+  const { w } = fifo(t);
+
+  const writers = [
+    adoptWriter(socketFd(unix), () => {}, 1 << 20),
+    adoptWriter(socketFd(unix), () => {}),
+    adoptWriter(socketFd(tcp), () => {}, 1 << 20),
+    adoptWriter(w, () => {}, 1 << 20),
+  ];
+  t.teardown(() => writers.forEach((x) => x.close()));
+  t.same(
+    writers.map((x) => x.sendBuffer),
+    [granted(1 << 20), null, null, null],
+    'unix socket sized; no size asked, TCP (which tunes its own) and a FIFO untouched',
+  );
+  t.equal(writers[0]!.send(Buffer.from('still writes')), 'sent');
+
+  const invalid = { name: 'TypeError', code: 'MSB_ERR_INVALID_OPTION' };
+  t.throws(() => native().adoptWriter(w, () => {}, -1), invalid, 'a negative size');
+  t.throws(() => native().adoptWriter(w, () => {}, 'big' as unknown as number), invalid, 'a size that is no number');
+
+  // The agent's connections: unix sockets get UNIX_SEND_BUFFER, TCP is left to tune itself.
+  const events = { drain: () => {}, failed: () => {} };
+  const viaUnix = NativeOutbound.for(await connected(t, (s) => s.listen(join(dir, 'a'))), events)!;
+  const viaTcp = NativeOutbound.for(tcp, events)!;
+  t.teardown(() => [viaUnix, viaTcp].forEach((o) => o.close()));
+  t.equal(viaUnix.sendBuffer, granted(UNIX_SEND_BUFFER));
+  t.equal(viaTcp.sendBuffer, null);
 });

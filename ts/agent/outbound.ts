@@ -20,6 +20,15 @@ import { dataFrameParts } from '../protocol/index.js';
 /** Bytes queued to a Node stream above which the connection holds its producers back. */
 export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
 
+/**
+ * The kernel send buffer asked for on a unix socket connection (the kernel doubles it and caps it
+ * at net.core.wmem_max; TCP tunes its own). The default, 208 KiB, holds about five 32 KiB socket
+ * buffers: a client that takes a moment over its reads (a JavaScript one does, for each read)
+ * finds the socket nearly empty when it comes back, while the agent's queue waits on it. With
+ * 2 MiB asked, 1 GB streams at ~1.8 x the rate (bench/README, sixth round).
+ */
+export const UNIX_SEND_BUFFER = 2 * 1024 * 1024;
+
 export interface OutboundEvents {
   /** Congestion is over: producers may resume. */
   drain(): void;
@@ -93,7 +102,9 @@ export class NativeOutbound implements Outbound {
    */
   static for(stream: Duplex, events: OutboundEvents): NativeOutbound | null {
     const fd = socketFd(stream);
-    if (fd !== null) return new NativeOutbound(events, (out) => adoptWriter(fd, (e) => out.#onWriterEvent(e)), true);
+    if (fd !== null) {
+      return new NativeOutbound(events, (out) => adoptWriter(fd, (e) => out.#onWriterEvent(e), UNIX_SEND_BUFFER), true);
+    }
     const access = nativeWriterOf(stream);
     if (access === null) return null;
     return new NativeOutbound(
@@ -119,6 +130,11 @@ export class NativeOutbound implements Outbound {
 
   get congested(): boolean {
     return this.#congested;
+  }
+
+  /** The kernel send buffer the connection's socket has, if it is a unix socket we sized. */
+  get sendBuffer(): number | null {
+    return this.#writer.sendBuffer;
   }
 
   write(bytes: Buffer): void {

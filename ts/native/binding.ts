@@ -141,9 +141,16 @@ export interface NativeBinding {
   /**
    * A writer over a duplicate of `fd` (the caller keeps its descriptor and reads it): one ordered
    * queue for `send` and for the output of sessions routed to it. Events: `stdin-error` when a
-   * write fails, `drain`, then `exit` when it ends (after `close` or a failure).
+   * write fails, `drain`, then `exit` when it ends (after `close` or a failure). With
+   * `sendBuffer` (bytes), a unix stream socket first gets a kernel send buffer of at least that
+   * size (SO_SNDBUF, capped by net.core.wmem_max); `sendBuffer` in the result is the size it has
+   * then (the kernel's doubled figure), null when the descriptor was left alone.
    */
-  adoptWriter(fd: number, onEvent: RawEventCallback): { handle: NativeHandle };
+  adoptWriter(
+    fd: number,
+    onEvent: RawEventCallback,
+    sendBuffer?: number | null,
+  ): { handle: NativeHandle; sendBuffer: number | null };
   /** A writer's send of `head` and `data` as one write: 0 done or queued, 1 queued and congested (a `drain` event follows), -1 closed. */
   send(handle: NativeHandle, head: Buffer, data?: Buffer | null): -1 | 0 | 1;
 }

@@ -236,10 +236,13 @@ export type SendResult = 'sent' | 'congested' | 'closed';
 export class NativeWriter {
   readonly #handle: NativeHandle;
   readonly #binding: NativeBinding;
+  /** The kernel send buffer a unix socket was given (`adoptWriter`'s `sendBuffer`), else null. */
+  readonly sendBuffer: number | null;
 
-  constructor(b: NativeBinding, handle: NativeHandle) {
+  constructor(b: NativeBinding, handle: NativeHandle, sendBuffer: number | null = null) {
     this.#binding = b;
     this.#handle = handle;
+    this.sendBuffer = sendBuffer;
   }
 
   /** The handle a NativeRoute names. */
@@ -259,10 +262,14 @@ export class NativeWriter {
   }
 }
 
-/** A writer over a duplicate of `fd` (see NativeWriter). */
-export function adoptWriter(fd: number, onEvent: (event: NativeEvent) => void): NativeWriter {
+/**
+ * A writer over a duplicate of `fd` (see NativeWriter). With `sendBuffer`, a unix stream socket
+ * is given a kernel send buffer of at least that many bytes first (see the binding).
+ */
+export function adoptWriter(fd: number, onEvent: (event: NativeEvent) => void, sendBuffer?: number): NativeWriter {
   const b = native();
-  return new NativeWriter(b, guard(() => b.adoptWriter(fd, toNativeEvents(onEvent))).handle);
+  const w = guard(() => b.adoptWriter(fd, toNativeEvents(onEvent), sendBuffer ?? null));
+  return new NativeWriter(b, w.handle, w.sendBuffer);
 }
 
 /** Listens on AF_VSOCK `port`; `onEvent` gets `connection` (an fd to adopt) or `listener-error`. */

@@ -114,6 +114,33 @@ pub fn set_pipe_size(fd: RawFd, bytes: usize) -> Result<usize, Errno> {
     cvt(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, want) }).map(|n| n as usize)
 }
 
+fn socket_int_option(fd: RawFd, name: c_int) -> Result<c_int, Errno> {
+    let mut value: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes (one int) to `value` and updates `len`.
+    cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&mut value as *mut c_int).cast(), &mut len) })?;
+    Ok(value)
+}
+
+/// For a unix stream socket, asks for a kernel send buffer of at least `bytes` (SO_SNDBUF, which
+/// the kernel doubles for its bookkeeping and caps at net.core.wmem_max) and returns the size it
+/// now has; None for any other descriptor, which is left alone (TCP tunes its own buffers, and
+/// setting SO_SNDBUF would switch that off).
+pub fn grow_unix_send_buffer(fd: RawFd, bytes: usize) -> Option<usize> {
+    let is_unix_stream = socket_int_option(fd, libc::SO_DOMAIN).ok()? == libc::AF_UNIX
+        && socket_int_option(fd, libc::SO_TYPE).ok()? == libc::SOCK_STREAM;
+    if !is_unix_stream {
+        return None;
+    }
+    let want = c_int::try_from(bytes).unwrap_or(c_int::MAX);
+    if socket_int_option(fd, libc::SO_SNDBUF).ok()? < want.saturating_mul(2) {
+        let len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: setsockopt reads one int from `want`. A refusal leaves the buffer as it was.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, (&want as *const c_int).cast(), len) };
+    }
+    socket_int_option(fd, libc::SO_SNDBUF).ok().map(|n| n.max(0) as usize)
+}
+
 /// ioctl(FIONREAD): bytes ready to be read without blocking.
 pub fn readable_bytes(fd: RawFd) -> Result<usize, Errno> {
     let mut n: c_int = 0;
@@ -376,4 +403,44 @@ pub fn strerror(errno: c_int) -> String {
     }
     // SAFETY: strerror_r succeeded, so `buf` is NUL-terminated.
     unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wmem_max() -> usize {
+        std::fs::read_to_string("/proc/sys/net/core/wmem_max").unwrap().trim().parse().unwrap()
+    }
+
+    fn socket_pair(kind: c_int) -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two descriptors into `fds`, which we then own.
+        cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }).unwrap();
+        (owned(fds[0]), owned(fds[1]))
+    }
+
+    #[test]
+    fn a_unix_stream_socket_gets_the_send_buffer_asked_for_up_to_wmem_max() {
+        let (a, _b) = socket_pair(libc::SOCK_STREAM);
+        let want = 2 << 20;
+        assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), want), Some(2 * want.min(wmem_max())));
+        // Asking for less than it has leaves it as it is.
+        assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), 4096), Some(2 * want.min(wmem_max())));
+    }
+
+    #[test]
+    fn other_descriptors_are_left_alone() {
+        let (dgram, _peer) = socket_pair(libc::SOCK_DGRAM);
+        let before = socket_int_option(dgram.as_raw_fd(), libc::SO_SNDBUF).unwrap();
+        assert_eq!(grow_unix_send_buffer(dgram.as_raw_fd(), 2 << 20), None);
+        assert_eq!(socket_int_option(dgram.as_raw_fd(), libc::SO_SNDBUF).unwrap(), before);
+        // SAFETY: socket(2) returns a new descriptor that we own.
+        let tcp = owned(cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }).unwrap());
+        let before = socket_int_option(tcp.as_raw_fd(), libc::SO_SNDBUF).unwrap();
+        assert_eq!(grow_unix_send_buffer(tcp.as_raw_fd(), 2 << 20), None);
+        assert_eq!(socket_int_option(tcp.as_raw_fd(), libc::SO_SNDBUF).unwrap(), before);
+        let (r, _w) = pipe_cloexec().unwrap();
+        assert_eq!(grow_unix_send_buffer(r.as_raw_fd(), 2 << 20), None);
+    }
 }

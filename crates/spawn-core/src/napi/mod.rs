@@ -7,6 +7,7 @@ mod sys;
 mod tsfn;
 mod value;
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use sys::*;
@@ -389,14 +390,27 @@ fn adopt_fd_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     stream_object(env, owned, callback)
 }
 
-/// A writer over a duplicate of `fd` (the caller keeps its own descriptor and its reads).
+/// A writer over a duplicate of `fd` (the caller keeps its own descriptor and its reads). With
+/// `sendBuffer` (bytes), a unix stream socket is first given a kernel send buffer of at least that
+/// size; the object's `sendBuffer` is the size it has then, or null when it was left alone.
 fn adopt_writer_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
-    let [fd, callback] = env.args::<2>(info)?;
+    let [fd, callback, send_buffer] = env.args::<3>(info)?;
     let fd = env.uint(fd, i32::MAX as u32, "fd")? as i32;
+    let send_buffer = match env.is_nullish(send_buffer)? {
+        true => None,
+        false => Some(env.uint(send_buffer, i32::MAX as u32, "sendBuffer")? as usize),
+    };
     let own = crate::sys::dup_cloexec(fd).map_err(|e| JsError::Type(format!("fd {fd} cannot be duplicated: {e:?}")))?;
-    handle_object(env, callback, "writer", |tsfn| {
+    let granted = send_buffer.and_then(|bytes| crate::sys::grow_unix_send_buffer(own.as_raw_fd(), bytes));
+    let obj = handle_object(env, callback, "writer", |tsfn| {
         reader::register_writer(own, move |handle| Box::new(TsfnSink { tsfn: Some(tsfn), handle }))
-    })
+    })?;
+    let granted = match granted {
+        Some(n) => env.create_f64(n as f64)?,
+        None => env.null()?,
+    };
+    env.set(obj, c"sendBuffer", granted)?;
+    Ok(obj)
 }
 
 /// A writer's send of one buffer, or two written as one: 0 sent or queued, 1 queued and
