@@ -143,8 +143,9 @@ export interface NativeBinding {
    * queue for `send` and for the output of sessions routed to it. Events: `stdin-error` when a
    * write fails, `drain`, then `exit` when it ends (after `close` or a failure). With
    * `sendBuffer` (bytes), a unix stream socket first gets a kernel send buffer of at least that
-   * size (SO_SNDBUF, capped by net.core.wmem_max); `sendBuffer` in the result is the size it has
-   * then (the kernel's doubled figure), null when the descriptor was left alone.
+   * size (SO_SNDBUF, capped by net.core.wmem_max unless the process has CAP_NET_ADMIN);
+   * `sendBuffer` in the result is the size it has then (the kernel's doubled figure), null when
+   * the descriptor was left alone.
    */
   adoptWriter(
     fd: number,

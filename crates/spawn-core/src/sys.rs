@@ -122,21 +122,26 @@ fn socket_int_option(fd: RawFd, name: c_int) -> Result<c_int, Errno> {
     Ok(value)
 }
 
-/// For a unix stream socket, asks for a kernel send buffer of at least `bytes` (SO_SNDBUF, which
-/// the kernel doubles for its bookkeeping and caps at net.core.wmem_max) and returns the size it
-/// now has; None for any other descriptor, which is left alone (TCP tunes its own buffers, and
-/// setting SO_SNDBUF would switch that off).
+/// For a unix stream socket, asks for a kernel send buffer of at least `bytes` and returns the size
+/// it now has (the kernel doubles what it grants, for its bookkeeping); None for any other
+/// descriptor, which is left alone (TCP tunes its own buffers, and setting SO_SNDBUF would switch
+/// that off). SO_SNDBUF is capped at net.core.wmem_max, 212 992 on many systems; a process with
+/// CAP_NET_ADMIN (an agent running as root in its VM) then gets the size with SO_SNDBUFFORCE, as
+/// systemd does for its own sockets. Either refusal leaves the buffer as it was.
 pub fn grow_unix_send_buffer(fd: RawFd, bytes: usize) -> Option<usize> {
     let is_unix_stream = socket_int_option(fd, libc::SO_DOMAIN).ok()? == libc::AF_UNIX
         && socket_int_option(fd, libc::SO_TYPE).ok()? == libc::SOCK_STREAM;
     if !is_unix_stream {
         return None;
     }
-    let want = c_int::try_from(bytes).unwrap_or(c_int::MAX);
-    if socket_int_option(fd, libc::SO_SNDBUF).ok()? < want.saturating_mul(2) {
+    let want = c_int::try_from(bytes).unwrap_or(c_int::MAX / 2);
+    for option in [libc::SO_SNDBUF, libc::SO_SNDBUFFORCE] {
+        if socket_int_option(fd, libc::SO_SNDBUF).ok()? >= want.saturating_mul(2) {
+            break;
+        }
         let len = std::mem::size_of::<c_int>() as libc::socklen_t;
-        // SAFETY: setsockopt reads one int from `want`. A refusal leaves the buffer as it was.
-        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, (&want as *const c_int).cast(), len) };
+        // SAFETY: setsockopt reads one int from `want`.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, (&want as *const c_int).cast(), len) };
     }
     socket_int_option(fd, libc::SO_SNDBUF).ok().map(|n| n.max(0) as usize)
 }
@@ -420,13 +425,23 @@ mod tests {
         (owned(fds[0]), owned(fds[1]))
     }
 
+    /// Whether this process may pass wmem_max (CAP_NET_ADMIN, bit 12 of CapEff).
+    fn may_force() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+        const CAP_NET_ADMIN: u32 = 12;
+        u64::from_str_radix(caps, 16).unwrap() & (1 << CAP_NET_ADMIN) != 0
+    }
+
     #[test]
-    fn a_unix_stream_socket_gets_the_send_buffer_asked_for_up_to_wmem_max() {
-        let (a, _b) = socket_pair(libc::SOCK_STREAM);
-        let want = 2 << 20;
-        assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), want), Some(2 * want.min(wmem_max())));
-        // Asking for less than it has leaves it as it is.
-        assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), 4096), Some(2 * want.min(wmem_max())));
+    fn a_unix_stream_socket_gets_the_send_buffer_asked_for() {
+        for want in [256 << 10, 2 << 20, 3 * wmem_max()] {
+            let (a, _b) = socket_pair(libc::SOCK_STREAM);
+            let granted = if want <= wmem_max() || may_force() { want } else { wmem_max() };
+            assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), want), Some(2 * granted), "asking for {want}");
+            // Asking for less than it has leaves it as it is.
+            assert_eq!(grow_unix_send_buffer(a.as_raw_fd(), 4096), Some(2 * granted));
+        }
     }
 
     #[test]
