@@ -21,11 +21,12 @@ import { dataFrameParts } from '../protocol/index.js';
 export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
 
 /**
- * The kernel send buffer asked for on a unix socket connection (the kernel doubles it; it caps it
- * at net.core.wmem_max unless the agent has CAP_NET_ADMIN; TCP tunes its own). The default, 208 KiB, holds about five 32 KiB socket
- * buffers: a client that takes a moment over its reads (a JavaScript one does, for each read)
- * finds the socket nearly empty when it comes back, while the agent's queue waits on it. With
- * 2 MiB asked, 1 GB streams at ~1.8 x the rate (bench/README, sixth round).
+ * The kernel send buffer asked for on a unix socket connection (the kernel doubles it, and caps
+ * it at net.core.wmem_max unless the agent has CAP_NET_ADMIN; TCP tunes its own). The default,
+ * 208 KiB, holds about five 32 KiB socket buffers: a client that takes a moment over its reads (a
+ * JavaScript one does, for each read) finds the socket nearly empty when it comes back, while the
+ * agent's queue waits on it. With 2 MiB asked, 1 GB streams at ~1.8 x the rate (bench/README,
+ * sixth round).
  */
 export const UNIX_SEND_BUFFER = 2 * 1024 * 1024;
 
