@@ -10,7 +10,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { NativeOutbound, UNIX_SEND_BUFFER } from '../../ts/agent/outbound.js';
+import { NativeOutbound, UNIX_SEND_BUFFER, socketFd } from '../../ts/agent/outbound.js';
 import { adoptWriter, native, nativeStats } from '../../ts/native/index.js';
 import type { NativeEvent, NativeHandle } from '../../ts/native/binding.js';
 import { pipeSpawn } from '../fixtures/native-options.js';
@@ -112,10 +112,6 @@ async function connected(t: { teardown(fn: () => unknown): void }, listen: (s: S
   return socket;
 }
 
-function socketFd(s: Socket): number {
-  return (s as unknown as { _handle: { fd: number } })._handle.fd;
-}
-
 t.test('a unix socket is given the send buffer asked for; other descriptors are left alone', async (t) => {
   const wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
   const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
@@ -130,9 +126,9 @@ t.test('a unix socket is given the send buffer asked for; other descriptors are 
   const { w } = fifo(t);
 
   const writers = [
-    adoptWriter(socketFd(unix), () => {}, 1 << 20),
-    adoptWriter(socketFd(unix), () => {}),
-    adoptWriter(socketFd(tcp), () => {}, 1 << 20),
+    adoptWriter(socketFd(unix)!, () => {}, 1 << 20),
+    adoptWriter(socketFd(unix)!, () => {}),
+    adoptWriter(socketFd(tcp)!, () => {}, 1 << 20),
     adoptWriter(w, () => {}, 1 << 20),
   ];
   t.teardown(() => writers.forEach((x) => x.close()));

@@ -158,7 +158,7 @@ export class NativeOutbound implements Outbound {
 }
 
 /** The descriptor under a Node socket, or null for any other stream. */
-function socketFd(stream: Duplex): number | null {
+export function socketFd(stream: Duplex): number | null {
   const fd = (stream as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : null;
 }
