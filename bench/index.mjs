@@ -19,7 +19,7 @@
 // The script does that itself when bench/.peers/node_modules lacks them.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,8 @@ const STALL = Number(process.env.BENCH_STALL ?? 10);
 const RTT_EXECS = Number(process.env.BENCH_RTT_EXECS ?? 200);
 const PTY_BYTES = Math.round(200e6 * SCALE);
 const PIPE_BYTES = Math.round(1e9 * SCALE);
-const LOSS_BYTES = 1 << 20; // per loss run: written, then the child exits at once
+const LOSS_BYTES = 1 << 20;
+const PTY_LIMIT = 'C loop on a Node thread (the limit for Node)'; // per loss run: written, then the child exits at once
 
 const log = (...a) => console.error('[bench]', ...a);
 
@@ -58,6 +59,16 @@ function compileC() {
     mkdirSync(peersDir, { recursive: true });
     execFileSync('cc', ['-O2', '-o', bin, join(here, 'c', `${name}.c`), ...libs], { stdio: 'inherit' });
     out[name] = bin;
+  }
+  // The PTY loop as an addon, to run it on a Node thread; it needs Node's headers (node_api.h),
+  // which Node's own installation carries. Without them the PTY case has no limit row.
+  const include = join(dirname(process.execPath), '..', 'include', 'node');
+  if (existsSync(join(include, 'node_api.h'))) {
+    const addon = join(peersDir, 'pty-in-node.node');
+    execFileSync('cc', ['-O2', '-shared', '-fPIC', '-I', include, '-o', addon, join(here, 'c', 'pty-in-node.c'), '-lutil'], { stdio: 'inherit' });
+    out['pty-in-node'] = addon;
+  } else {
+    log(`no node_api.h under ${include}: the PTY case runs without its in-Node limit row`);
   }
   return out;
 }
@@ -157,13 +168,19 @@ if (CASES.has('pty')) {
   const kinds = { 'spawnSession tty': 'spawnSession tty' };
   if (nodePty) kinds['node-pty'] = 'node-pty';
   if (lydellPty) kinds['@lydell/node-pty'] = '@lydell/node-pty';
+  // The C loop run on a Node thread: what any reader in a Node process can reach (the limit).
+  if (cbin['pty-in-node']) kinds[PTY_LIMIT] = 'C loop in Node';
   const workers = inWorkers(kinds, PTY_BYTES);
   const impls = { 'C reference (openpty)': () => cRun(cbin['pty-reader'], PTY_BYTES), ...workers.impls };
   const samples = await interleave(impls, ROUNDS, (fn) => fn(), { warmup: 1 });
   await workers.stop();
   const g = addThroughput(`PTY throughput (${PTY_BYTES / 1e6} MB)`, samples, 'C reference (openpty)');
   const s = g['spawnSession tty'];
-  target('PTY throughput spawnSession ≥ 0.9 × C', +s.ratioToC.toFixed(3), 0.9, s.ratioToC >= 0.9);
+  const limit = g[PTY_LIMIT];
+  const limitNote = limit
+    ? ` (the C loop on a Node thread is ${limit.ratioToC.toFixed(2)} ×${limit.ratioToC < 0.9 ? ': out of reach for any Node reader in this run' : ''}; spawnSession ${(s.MBps.median / limit.MBps.median).toFixed(2)} × it)`
+    : '';
+  target(`PTY throughput spawnSession ≥ 0.9 × C${limitNote}`, +s.ratioToC.toFixed(3), 0.9, s.ratioToC >= 0.9);
   const short = Object.entries(g).filter(([, v]) => v.bytes.some((b) => b !== PTY_BYTES)).map(([k]) => k);
   if (short.length) log(`short reads during PTY throughput: ${short.join(', ')}`);
 }

@@ -13,10 +13,12 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { loadPeer } from './peers.mjs';
+import { loadPeer, peersDir } from './peers.mjs';
 import { childProcessRun, nodePtyRun, sessionRun } from './transfer.mjs';
 
 const KINDS = {
@@ -25,6 +27,14 @@ const KINDS = {
   child_process: () => (n) => childProcessRun(n),
   'node-pty': () => ptyRunner('node-pty'),
   '@lydell/node-pty': () => ptyRunner('@lydell/node-pty'),
+  // bench/c/pty-in-node.c, built by index.mjs: the C loop on this worker's own thread.
+  'C loop in Node': () => {
+    const addon = createRequire(import.meta.url)(join(peersDir, 'pty-in-node.node'));
+    return (n) => {
+      const [bytes, ns] = addon.run(n);
+      return { bytes, ms: ns / 1e6 };
+    };
+  },
 };
 
 function ptyRunner(name) {

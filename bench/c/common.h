@@ -1,10 +1,15 @@
-// Helpers shared by the C reference programs: clocks, and `head -c N /dev/zero` on a pipe.
+// Helpers shared by the C reference programs: clocks, `head -c N /dev/zero` on a pipe, and the
+// whole PTY transfer (pty-reader.c runs it as a program, pty-in-node.c on Node's own thread).
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
 // Includers define _GNU_SOURCE before any include (pipe2).
+#include <errno.h>
 #include <fcntl.h>
+#include <pty.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <time.h>
@@ -35,6 +40,38 @@ static inline pid_t start_head(const char *n, int *read_fd) {
   close(p[1]);
   *read_fd = p[0];
   return pid;
+}
+
+/** openpty + fork/exec of `head -c n /dev/zero` on the slave, then a 64 KiB read loop on the
+ * master until EIO (the slave side is gone and the buffer drained), then waitpid. Returns the
+ * bytes read (-1 on failure, with the reason printed). */
+static inline long long pty_transfer(const char *n) {
+  static char buf[65536];
+  int master, slave;
+  if (openpty(&master, &slave, NULL, NULL, NULL) < 0) { perror("openpty"); return -1; }
+  pid_t pid = fork();
+  if (pid < 0) { perror("fork"); return -1; }
+  if (pid == 0) {
+    setsid();
+    ioctl(slave, TIOCSCTTY, 0);
+    dup2(slave, 0); dup2(slave, 1); dup2(slave, 2);
+    if (slave > 2) close(slave);
+    close(master);
+    execlp("head", "head", "-c", n, "/dev/zero", (char *)NULL);
+    _exit(127);
+  }
+  close(slave);
+  long long total = 0;
+  for (;;) {
+    ssize_t got = read(master, buf, sizeof buf);
+    if (got > 0) { total += got; continue; }
+    if (got < 0 && errno == EINTR) continue;
+    break; /* 0 or EIO: the slave is closed and drained */
+  }
+  close(master);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return total;
 }
 
 #endif

@@ -1,6 +1,6 @@
 // A bulk pipe's output arrives in slabs (crates/spawn-core/src/slab.rs): once a pipe has been
 // seen full, its chunks are views into shared, zeroed 256 KiB ArrayBuffers instead of one
-// allocation each. What a consumer can rely on: every chunk is exact and stays exact however long
+// allocation each. A PTY's output does too once one turn of the reader got 16 KiB or more. What a consumer can rely on: every chunk is exact and stays exact however long
 // it is kept, a chunk's ArrayBuffer holds nothing but the same stream's output and zeros, and
 // stdout and stderr never share one; a stream that goes quiet lets its slab go.
 import t from 'tap';
@@ -63,6 +63,59 @@ t.test('a bulk pipe arrives in shared zeroed slabs; kept chunks stay exact', asy
   // A slab is left only when less than 64 KiB of it is free; the last one may be partly used.
   t.ok(slabBytes >= (slabs.size - 1) * (SLAB - 64 * KiB), `${chunks.length} chunks in ${slabs.size} slabs, none left more than 64 KiB short`);
   t.equal(differing, 0, 'every slab holds exactly its chunks (kept intact to the end) and zeros elsewhere');
+});
+
+t.test('a bulk PTY arrives in slabs; a PTY that prints a little gets buffers of exact size', async (t) => {
+  const data = pattern(8 * MiB, 15);
+  const file = join(dir, 'pty-8m');
+  writeFileSync(file, data);
+  const s = await spawnSession({ cmd: PATTERN_WRITER, args: [file], tty: true });
+  const chunks: Buffer[] = [];
+  s.stdout.on('data', (c: Buffer) => chunks.push(c));
+  t.same(await s.exited, { code: 0, signal: null, reason: 'exited' });
+  t.equal(sha256(Buffer.concat(chunks)), sha256(data), '8 MiB byte-exact through the PTY, in order');
+  const { slabs, slabBytes, differing } = checkSlabs(chunks, data);
+  t.ok(slabBytes >= 7 * MiB, `${(slabBytes / MiB).toFixed(2)} MiB came through ${slabs.size} slabs (at least 7 of 8)`);
+  t.equal(differing, 0, 'every slab holds exactly its chunks and zeros elsewhere');
+
+  const small = await spawnSession({ cmd: 'sh', args: ['-c', 'printf one; sleep 0.05; printf two'], tty: true });
+  const got: Buffer[] = [];
+  small.stdout.on('data', (c: Buffer) => got.push(c));
+  t.same(await small.exited, { code: 0, signal: null, reason: 'exited' });
+  t.equal(Buffer.concat(got).toString(), 'onetwo');
+  t.same(
+    got.map((c) => c.buffer.byteLength),
+    got.map((c) => c.length),
+    'each small chunk owns a buffer of exactly its size (no slab pinned for a trickle)',
+  );
+});
+
+t.test('a PTY that goes quiet after a burst hands out all of it while the process runs on', async (t) => {
+  // A bulk PTY's reads are held for up to a few ms to be handed out together; a burst that ends
+  // must not wait for more output (or for the exit) to arrive.
+  const data = pattern(4 * MiB, 16);
+  const file = join(dir, 'pty-burst-4m');
+  writeFileSync(file, data);
+  const s = await spawnSession({ cmd: 'sh', args: ['-c', '"$0" "$1"; printf "\\n"; exec sleep 60', PATTERN_WRITER, file], tty: true });
+  let exited = false;
+  void s.exited.then(() => (exited = true));
+  t.teardown(async () => {
+    s.close();
+    await s.exited;
+  });
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  s.stdout.on('data', (c: Buffer) => {
+    chunks.push(c);
+    bytes += c.length;
+  });
+  // Conditions, not timers: poll until the burst and the newline after it have arrived.
+  await eventually(() => bytes >= 4 * MiB + 1, 15_000);
+  const got = Buffer.concat(chunks);
+  t.equal(got.length, 4 * MiB + 1, 'the burst and the byte after it arrived');
+  t.equal(sha256(got.subarray(0, 4 * MiB)), sha256(data), 'byte-exact');
+  t.equal(got.at(-1), 0x0a, 'then the newline (raw mode: no carriage return added)');
+  t.equal(exited, false, 'the process is still running');
 });
 
 t.test('stdout and stderr fill slabs of their own', async (t) => {

@@ -1,7 +1,8 @@
 //! The reader: one epoll thread for every session.
 //!
 //! It reads output (one chunk per ready fd per turn, so no session starves another: up to 64 KiB
-//! from a PTY, whatever a child's pipe holds up to what its slab has room for, see slab.rs),
+//! from a PTY, whatever a child's pipe holds up to what its slab has room for, see slab.rs; a
+//! bulk PTY's reads are gathered for a few ms, see `OutStream::read_bulk_pty`),
 //! writes queued stdin when the fd is writable,
 //! notices the leader's exit through its pidfd, applies the drain policy and only then reaps and
 //! reports the exit, after the last output chunk. A stream is polled only while its owner is not
@@ -22,9 +23,9 @@ use crate::outbox::Outbox;
 use crate::orphans;
 use crate::reaper::{self, ExitStatus};
 use crate::spawn::{ChildIo, Spawned};
-use crate::slab::{self, SlabChunk, SlabCursor};
+use crate::slab::{self, Slab, SlabChunk, SlabCursor};
 use crate::spec::AfterDrain;
-use crate::sys::{self, Epoll, EventFd};
+use crate::sys::{self, Epoll, EventFd, TimerFd};
 
 /// Size of one read from a PTY or an fd stream.
 pub const CHUNK: usize = 64 * 1024;
@@ -38,6 +39,15 @@ pub const PIPE_READ_MAX: usize = 1024 * 1024;
 pub const PIPE_GROW_TO: usize = 1024 * 1024;
 /// The kernel's default pipe capacity (pipe(7)); a read this large means the pipe was full.
 const PIPE_DEFAULT: usize = 64 * 1024;
+/// A PTY or fd stream that gives at least this much in one turn (four of the tty layer's 4 KiB
+/// reads, one after the other) is bulk: its reads go into slabs, as a grown pipe's.
+const BULK_TURN: usize = 16 * 1024;
+/// How long a bulk PTY's bytes may wait to be handed out while more keep coming (see
+/// `OutStream::read_bulk_pty`): a terminal redraws at most every 5 ms or so anyway.
+const PTY_HOLD: Duration = Duration::from_millis(5);
+/// A hold that runs out with less than this (one read of the tty layer) was a trickle, not a
+/// stream paused for a moment: the stream is read as an interactive one again.
+const PTY_TRICKLE: usize = 4 * 1024;
 /// After the drain deadline, at most this much more is read from a stream before it is closed.
 const FINAL_DRAIN_MAX: usize = 1024 * 1024;
 
@@ -50,6 +60,7 @@ const LINGER: Duration = Duration::from_millis(250);
 const ORPHAN_SCAN: Duration = Duration::from_millis(200);
 
 const WAKE_TOKEN: u64 = u64::MAX;
+const TIMER_TOKEN: u64 = u64::MAX - 1;
 const KIND_OUT0: u64 = 0;
 const KIND_OUT1: u64 = 1;
 const KIND_STDIN: u64 = 2;
@@ -333,11 +344,13 @@ fn start_thread(engine: &mut EngineState) -> Result<(), Errno> {
     let epoll = Epoll::new()?;
     let wake = Arc::new(EventFd::new()?);
     epoll.add(wake.fd(), libc::EPOLLIN as u32, WAKE_TOKEN)?;
+    let timer = TimerFd::new()?;
+    epoll.add(timer.fd(), libc::EPOLLIN as u32, TIMER_TOKEN)?;
     let thread_wake = Arc::clone(&wake);
     THREADS.fetch_add(1, Ordering::AcqRel);
     let started = std::thread::Builder::new().name("msb-reader".into()).spawn(move || {
         // A panic here must not unwind into nothing: catch it, kill what we own, and stop.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(epoll, thread_wake)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(epoll, thread_wake, timer)));
         if result.is_err() {
             let mut engine = lock(&ENGINE);
             engine.wake = None;
@@ -363,35 +376,51 @@ struct OutStream {
     registered: bool,
     /// A child's pipe: read as much as it holds, and grown once it has been seen full.
     is_pipe: bool,
+    /// A bulk stream: a pipe that was grown, or a PTY (or fd stream) that once gave at least
+    /// `BULK_TURN` bytes in one turn. Its reads go into slabs.
     grown: bool,
-    /// Where a grown pipe's reads go.
+    /// Where a bulk stream's reads go.
     slab: SlabCursor,
+    /// A bulk PTY's bytes read but not handed out yet: they end where the slab's used part ends.
+    held: Option<Held>,
+}
+
+/// Bytes of a slab read one after the other, handed out as one chunk (`read_bulk_pty`).
+struct Held {
+    slab: Arc<Slab>,
+    off: usize,
+    len: usize,
+    since: Instant,
+}
+
+/// What one turn on a stream gave.
+enum Turn {
+    /// Bytes to hand out now.
+    Chunk(Chunk),
+    /// Bytes were read (or none were ready) and are held for now.
+    Held,
+    /// End of file.
+    Eof,
 }
 
 impl OutStream {
     fn new(fd: OwnedFd, kind: StreamKind, is_pipe: bool) -> OutStream {
-        OutStream { fd, kind, registered: false, is_pipe, grown: false, slab: SlabCursor::default() }
+        OutStream { fd, kind, registered: false, is_pipe, grown: false, slab: SlabCursor::default(), held: None }
     }
 
     /// Reads once: a grown pipe what it holds into its slab (as much as fits), another pipe
-    /// into a buffer sized to what it holds (no copy afterwards either way), anything else
-    /// through the shared 64 KiB scratch buffer until it is full or the fd is empty (an error or
-    /// EOF after some bytes is seen by the next read). Ok(empty) is EOF.
-    fn read(&mut self, scratch: &mut [u8]) -> Result<Chunk, Errno> {
+    /// into a buffer sized to what it holds (no copy afterwards either way), a PTY or fd stream
+    /// as `read_turn` says.
+    fn read(&mut self, scratch: &mut [u8]) -> Result<Turn, Errno> {
         let fd = self.fd.as_raw_fd();
         if !self.is_pipe {
-            let mut n = sys::read(fd, scratch)?;
-            // The tty layer hands out ~4 KiB per read even when more is queued: keep reading
-            // until the fd is empty or the scratch buffer full, so JS gets one chunk instead of
-            // up to sixteen (8x fewer chunks on a bulk PTY, a third of the JS thread's CPU).
-            while n > 0 && n < scratch.len() {
-                match sys::read(fd, &mut scratch[n..]) {
-                    Ok(m) if m > 0 => n += m,
-                    _ => break,
-                }
-            }
-            return Ok(Chunk::Owned(scratch[..n].to_vec()));
+            return self.read_turn(fd, scratch);
         }
+        let chunk = self.read_pipe(fd)?;
+        Ok(if chunk.is_empty() { Turn::Eof } else { Turn::Chunk(chunk) })
+    }
+
+    fn read_pipe(&mut self, fd: RawFd) -> Result<Chunk, Errno> {
         // With a slab's worth of room left a grown pipe is read up to it without asking first:
         // FIONREAD takes the pipe's lock, which the child's next write then waits on.
         let want = if self.grown && self.slab.room_left() >= slab::MIN_ROOM {
@@ -420,6 +449,106 @@ impl OutStream {
         }
         Ok(Chunk::Owned(chunk))
     }
+
+    /// One turn on a PTY or an fd stream. A bulk PTY: `read_bulk_pty`. Otherwise, as the tty
+    /// layer hands out ~4 KiB per read even when more is queued, keep reading until the fd is
+    /// empty or `CHUNK` bytes came, so JS gets one chunk instead of up to sixteen.
+    /// A bulk stream reads straight into its slab (no copy, and JS gets a view instead of a
+    /// Buffer with a finalizer of its own); other turns go through `scratch` into a buffer of
+    /// exactly what came, so small outputs pin no more memory than their size.
+    fn read_turn(&mut self, fd: RawFd, scratch: &mut [u8]) -> Result<Turn, Errno> {
+        if self.grown && self.kind == StreamKind::Pty {
+            if let Some(turn) = self.read_bulk_pty(fd)? {
+                return Ok(turn);
+            }
+        }
+        let slab = if self.grown { self.slab.room(CHUNK) } else { None };
+        let Some((slab, off, max)) = slab else {
+            let n = read_until_empty(fd, scratch.as_mut_ptr(), scratch.len())?;
+            self.grown |= n >= BULK_TURN;
+            return Ok(if n == 0 { Turn::Eof } else { Turn::Chunk(Chunk::Owned(scratch[..n].to_vec())) });
+        };
+        // SAFETY: bytes off..off + max of the slab lie in its allocation and are covered by no
+        // chunk handed out yet.
+        let n = read_until_empty(fd, unsafe { slab.as_ptr().add(off) }, max)?;
+        self.slab.advance(n);
+        Ok(if n == 0 { Turn::Eof } else { Turn::Chunk(Chunk::Slab(SlabChunk { slab, off, len: n })) })
+    }
+
+    /// One read of a bulk PTY, appended to the bytes held from the reads before it. They are
+    /// handed out together when the slab has no room for another `CHUNK` after them (so up to a
+    /// whole slab at once), or by `take_expired` once `PTY_HOLD` has passed. Reading until the
+    /// PTY is empty instead costs, every turn, a wait for the tty's flush worker in the last
+    /// read and one more sleep and wake-up in `epoll_wait` after it (bench/README.md, seventh
+    /// round). An error or EOF hands out what is held first and is seen again next turn (a PTY
+    /// master keeps failing with EIO once its slave side is gone). None: no slab memory; read
+    /// it as an interactive stream.
+    fn read_bulk_pty(&mut self, fd: RawFd) -> Result<Option<Turn>, Errno> {
+        // The next read must land right after the held bytes, in the same slab.
+        if self.held.is_some() && self.slab.room_left() < CHUNK {
+            return Ok(self.take_held().map(Turn::Chunk));
+        }
+        let Some((slab, off, max)) = self.slab.room(CHUNK) else {
+            return Ok(self.take_held().map(Turn::Chunk));
+        };
+        // SAFETY: bytes off..off + max of the slab lie in its allocation and are covered by no
+        // chunk handed out yet (held bytes end at `off`).
+        let n = match unsafe { sys::read_raw(fd, slab.as_ptr().add(off), max) } {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return Ok(Some(Turn::Held)),
+            Err(e) => return self.take_held().map(|c| Some(Turn::Chunk(c))).ok_or(e),
+        };
+        if n == 0 {
+            return Ok(Some(self.take_held().map_or(Turn::Eof, Turn::Chunk)));
+        }
+        self.slab.advance(n);
+        match self.held.as_mut() {
+            Some(h) => {
+                debug_assert!(Arc::ptr_eq(&h.slab, &slab) && h.off + h.len == off);
+                h.len += n;
+            }
+            None => self.held = Some(Held { slab, off, len: n, since: Instant::now() }),
+        }
+        Ok(Some(Turn::Held))
+    }
+
+    /// The held bytes as one chunk, if any.
+    fn take_held(&mut self) -> Option<Chunk> {
+        self.held.take().map(|h| Chunk::Slab(SlabChunk { slab: h.slab, off: h.off, len: h.len }))
+    }
+
+    /// When the held bytes must be handed out.
+    fn held_until(&self) -> Option<Instant> {
+        self.held.as_ref().map(|h| h.since + PTY_HOLD)
+    }
+
+    /// The held bytes, if their hold ran out by `now`. A trickle makes the stream an
+    /// interactive one again, so that a shell's prompt after a burst is not held.
+    fn take_expired(&mut self, now: Instant) -> Option<Chunk> {
+        if self.held_until()? > now {
+            return None;
+        }
+        if self.held.as_ref().is_some_and(|h| h.len < PTY_TRICKLE) {
+            self.grown = false;
+        }
+        self.take_held()
+    }
+}
+
+/// Reads into `dst` until `len` bytes came or the fd has no more now. The first read's error is
+/// returned (EAGAIN, or EIO at a PTY's end); a later one ends the turn and is seen next turn.
+/// Ok(0) is EOF.
+fn read_until_empty(fd: RawFd, dst: *mut u8, len: usize) -> Result<usize, Errno> {
+    // SAFETY: the caller gives `len` writable bytes at `dst`.
+    let mut n = unsafe { sys::read_raw(fd, dst, len) }?;
+    while n > 0 && n < len {
+        // SAFETY: as above; n < len.
+        match unsafe { sys::read_raw(fd, dst.add(n), len - n) } {
+            Ok(m) if m > 0 => n += m,
+            _ => break,
+        }
+    }
+    Ok(n)
 }
 
 struct InStream {
@@ -465,7 +594,7 @@ fn token(id: u64, kind: u64) -> u64 {
     (id << 2) | kind
 }
 
-fn run(epoll: Epoll, wake: Arc<EventFd>) {
+fn run(epoll: Epoll, wake: Arc<EventFd>, timer: TimerFd) {
     let mut sessions: HashMap<u64, Session> = HashMap::new();
     let mut buf = vec![0u8; CHUNK];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
@@ -473,6 +602,10 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
     // (process group, when to SIGKILL it) of terminated sessions whose exit was already reported.
     let mut tombstones: Vec<(libc::pid_t, Instant)> = Vec::new();
     let mut next_orphan_scan = Instant::now();
+    // When the timer fires, if it is armed. It is armed only for a deadline earlier than that;
+    // one that moved later (a slab's idle time, pushed back by every read) is found when it
+    // fires, so a busy stream arms it about once per deadline, not once per turn.
+    let mut armed: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let subreaper = orphans::enabled();
@@ -487,12 +620,27 @@ fn run(epoll: Epoll, wake: Arc<EventFd>) {
             .chain(idle_since.map(|t| t + LINGER))
             .chain(subreaper.then_some(next_orphan_scan))
             .min();
-        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        let timeout = match deadline {
+            Some(d) if d <= now => Some(Duration::ZERO),
+            Some(d) if armed.is_none_or(|a| d < a) => match timer.arm(d - now) {
+                Ok(()) => {
+                    armed = Some(d);
+                    None
+                }
+                Err(_) => Some(d - now),
+            },
+            _ => None,
+        };
         let n = epoll.wait(&mut events, timeout).unwrap_or(0);
         for ev in &events[..n] {
             let tok = ev.u64;
             if tok == WAKE_TOKEN {
                 wake.drain();
+                continue;
+            }
+            if tok == TIMER_TOKEN {
+                timer.drain();
+                armed = None;
                 continue;
             }
             let Some(s) = sessions.get_mut(&(tok >> 2)) else { continue };
@@ -586,7 +734,8 @@ impl Session {
             _ => None,
         };
         let slabs = self.streams.iter().flatten().filter_map(|s| s.slab.release_at());
-        [drain, self.kill_deadline].into_iter().flatten().chain(slabs).min()
+        let holds = self.streams.iter().flatten().filter_map(OutStream::held_until);
+        [drain, self.kill_deadline].into_iter().flatten().chain(slabs).chain(holds).min()
     }
 
     /// Lets go of the slabs of streams that have been quiet for `SLAB_IDLE`.
@@ -616,10 +765,31 @@ impl Session {
         }
     }
 
+    /// Closes a stream; bytes it still holds are handed out first, unless the owner closed the
+    /// session.
     fn close_stream(&mut self, idx: usize, epoll: &Epoll) {
-        if let Some(s) = self.streams[idx].take() {
+        if let Some(mut s) = self.streams[idx].take() {
             if s.registered {
                 let _ = epoll.delete(s.fd.as_raw_fd());
+            }
+            if let Some(chunk) = s.take_held().filter(|_| !self.closing) {
+                self.deliver(idx, s.kind, chunk);
+            }
+        }
+    }
+
+    fn deliver(&mut self, idx: usize, kind: StreamKind, chunk: Chunk) {
+        self.shared.inflight[idx].fetch_add(chunk.len(), Ordering::AcqRel);
+        self.sink.data(kind, chunk);
+    }
+
+    /// Hands out the bytes of streams whose hold ran out.
+    fn hand_out_expired(&mut self, now: Instant) {
+        for idx in 0..2 {
+            let Some(s) = self.streams[idx].as_mut() else { continue };
+            let kind = s.kind;
+            if let Some(chunk) = s.take_expired(now) {
+                self.deliver(idx, kind, chunk);
             }
         }
     }
@@ -628,17 +798,16 @@ impl Session {
     fn read_once(&mut self, idx: usize, epoll: &Epoll, buf: &mut [u8]) -> Option<usize> {
         let s = self.streams[idx].as_mut()?;
         match s.read(buf) {
-            Ok(chunk) if chunk.is_empty() => {
+            Ok(Turn::Eof) => {
                 self.close_stream(idx, epoll);
                 None
             }
-            Ok(chunk) => {
+            Ok(Turn::Chunk(chunk)) => {
                 let (kind, n) = (s.kind, chunk.len());
-                self.shared.inflight[idx].fetch_add(n, Ordering::AcqRel);
-                self.sink.data(kind, chunk);
+                self.deliver(idx, kind, chunk);
                 Some(n)
             }
-            Err(Errno::EAGAIN) => Some(0),
+            Ok(Turn::Held) | Err(Errno::EAGAIN) => Some(0),
             // EIO on a PTY master after the last slave fd closed is EOF (pty(7)); any other
             // read error also ends the stream.
             Err(_) => {
@@ -744,6 +913,7 @@ impl Session {
 
     /// Moves the session along; true when it is ready to finish.
     fn advance(&mut self, now: Instant, epoll: &Epoll) -> bool {
+        self.hand_out_expired(now);
         self.release_idle_slabs(now);
         if let Some(k) = self.kill_deadline {
             if now >= k && (self.leader.is_none() || self.has_open_streams()) {
@@ -792,6 +962,14 @@ impl Session {
     fn final_drain(&mut self, epoll: &Epoll) {
         let mut buf = vec![0u8; CHUNK];
         for idx in 0..2 {
+            // Held bytes go first; then a PTY is read until it is empty, not one read per turn.
+            if let Some(s) = self.streams[idx].as_mut() {
+                let kind = s.kind;
+                s.grown = s.grown && s.is_pipe;
+                if let Some(chunk) = s.take_held() {
+                    self.deliver(idx, kind, chunk);
+                }
+            }
             let mut total = 0;
             while total < FINAL_DRAIN_MAX {
                 match self.read_once(idx, epoll, &mut buf) {

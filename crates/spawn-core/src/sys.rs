@@ -316,6 +316,43 @@ impl EventFd {
     }
 }
 
+/// A one-shot timer (timerfd, CLOCK_MONOTONIC: the clock of `Instant`) the reader thread arms
+/// for its next deadline, so that its `epoll_wait` needs no timeout: a timed sleep arms and
+/// cancels a kernel timer on every turn, which on a VM traps to the hypervisor each time.
+pub struct TimerFd(OwnedFd);
+
+impl TimerFd {
+    pub fn new() -> Result<TimerFd, Errno> {
+        // SAFETY: timerfd_create takes plain integers.
+        let fd = cvt(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) })?;
+        Ok(TimerFd(owned(fd)))
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Fires once, `after` from now (at least 1 ns later: an all-zero time would disarm it).
+    pub fn arm(&self, after: Duration) -> Result<(), Errno> {
+        let after = after.max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
+        cvt(unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) }).map(drop)
+    }
+
+    /// Clears a firing, so the fd is no longer readable.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = read(self.0.as_raw_fd(), &mut buf);
+    }
+}
+
 /// Signals a process through its pidfd (pidfd_send_signal, Linux 5.1): it can never reach a
 /// recycled pid.
 pub fn pidfd_send_signal(pidfd: RawFd, signo: c_int) -> Result<(), Errno> {
