@@ -92,6 +92,26 @@ for (const tty of [false, true]) {
   }
 }
 
+t.test('tty: a 4 MiB burst from a leader whose grandchild holds the terminal arrives whole before the exit', async (t) => {
+  // A bulk PTY's reads are held for up to 5 ms to go out together; the drain deadline's last
+  // reads must hand those out first, then what is still buffered, and only then the exit.
+  const data = pattern(4 * MiB, 21);
+  const file = patternFile('tty-burst-held', data);
+  const s = await spawnSession({
+    cmd: 'sh',
+    args: ['-c', `trap '' HUP; sleep 30 & exec "$0" "$1"`, PATTERN_WRITER, file],
+    tty: true,
+    afterExit: 'kill-group',
+    drainMs: DRAIN_MS,
+  });
+  const r = await collect(s);
+  t.equal(r.stdout.length, data.length, 'every byte arrived');
+  t.ok(r.stdout.equals(data), 'byte-exact');
+  t.same(r.exit, { code: 0, signal: null, reason: 'exited' });
+  t.equal(r.streamsEndedFirst, true, 'the stream ended before the exit');
+  t.equal(r.dataAfterExit, false, 'nothing after the exit');
+});
+
 t.test("'wait' keeps the upstream behaviour: the exit waits for the sleeper's EOF", async (t) => {
   const started = Date.now();
   const s = await spawnSession({ cmd: 'sh', args: ['-c', 'sleep 1 & echo done'], afterExit: 'wait', drainMs: DRAIN_MS });
