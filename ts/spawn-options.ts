@@ -5,8 +5,7 @@
  */
 
 import { invalidOption, type SpawnError } from './errors.js';
-import type { NativeSpawnOptions } from './native/binding.js';
-import { spawnFailure } from './native/index.js';
+import { spawnFailure, type SpawnPlan } from './native/index.js';
 import { RLIM_INFINITY, rlimitResource } from './rlimits.js';
 
 export type AfterExit = 'detach' | 'kill-group' | 'wait';
@@ -71,8 +70,25 @@ export function mergeEnv(
   base: NodeJS.ProcessEnv | null,
   overrides: SpawnSessionOptions['env'],
 ): string[] {
+  // Keys and one read each: process.env's entries cost twice as much (~20 against ~45 µs for
+  // 35 variables), and with nothing to override no Map is needed (an object's keys are unique).
+  if (overrides === undefined || overrides === null) {
+    const list: string[] = [];
+    if (base) {
+      for (const k of Object.keys(base)) {
+        const v = base[k];
+        if (v !== undefined) list.push(`${k}=${v}`);
+      }
+    }
+    return list;
+  }
   const env = new Map<string, string>();
-  if (base) for (const [k, v] of Object.entries(base)) if (v !== undefined) env.set(k, v);
+  if (base) {
+    for (const k of Object.keys(base)) {
+      const v = base[k];
+      if (v !== undefined) env.set(k, v);
+    }
+  }
   if (Array.isArray(overrides)) {
     for (const entry of overrides as readonly unknown[]) {
       if (typeof entry !== 'string') throw invalidOption('type', 'env entries must be strings');
@@ -80,7 +96,7 @@ export function mergeEnv(
       if (eq <= 0) throw invalidOption('type', `env entry "${entry}" is not K=V`);
       env.set(entry.slice(0, eq), entry.slice(eq + 1));
     }
-  } else if (overrides !== undefined && overrides !== null) {
+  } else {
     if (typeof overrides !== 'object') throw invalidOption('type', 'env must be an object or an array');
     for (const [k, v] of Object.entries(overrides)) {
       if (v === null || v === undefined) env.delete(k);
@@ -104,7 +120,7 @@ function setsHome(overrides: SpawnSessionOptions['env']): boolean {
 }
 
 export interface NormalizedOptions {
-  native: NativeSpawnOptions;
+  native: SpawnPlan;
   spawnargs: string[];
   timeoutMs: number | null;
   killGraceMs: number;

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 
 import { spawnSession, SpawnError, type SpawnSessionOptions } from '../../ts/index.js';
 import { collect, eventually, fdCount, spawnErrorShape, zombieChildren, type SpawnErrorShape } from '../fixtures/harness.js';
-import { nativeStats } from '../../ts/native/index.js';
+import { envBlock, native, nativeStats, toNativeEvents } from '../../ts/native/index.js';
+import { pipeSpawn } from '../fixtures/native-options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'e-spawn-errors-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -249,4 +250,26 @@ t.test('a failing spawn never leaves a process or a descriptor behind (50 mixed 
   }
   t.equal(fdCount(), before);
   t.strictSame(zombieChildren(), []);
+});
+
+t.test("the addon's env block: entries reach the child exactly, in order; a malformed block is a TypeError", async (t) => {
+  const b = native();
+  const invalid = { name: 'TypeError', code: 'MSB_ERR_INVALID_OPTION' };
+  t.throws(() => b.spawn(pipeSpawn({ env: 'A=1' }), () => {}), { ...invalid, message: 'env must end with a NUL' });
+  t.throws(() => b.spawn(pipeSpawn({ env: ['A=1'] as unknown as string }), () => {}), { ...invalid, message: 'env must be a string' });
+  t.equal(envBlock([]), '');
+  t.equal(envBlock(['A=1', 'B=x=y']), 'A=1\0B=x=y\0');
+
+  let out = '';
+  let exit!: (code: number | null) => void;
+  const exited = new Promise<number | null>((resolve) => (exit = resolve));
+  b.spawn(
+    pipeSpawn({ file: '/usr/bin/env', env: 'Z=last\0A=1\0B=x=y\0EMPTY=\0' }),
+    toNativeEvents((e) => {
+      if (e.type === 'data') out += e.chunk.toString();
+      if (e.type === 'exit') exit(e.code);
+    }),
+  );
+  t.equal(await exited, 0);
+  t.equal(out, 'Z=last\nA=1\nB=x=y\nEMPTY=\n');
 });

@@ -17,8 +17,8 @@ export interface NativeSpawnOptions {
   /** As given; Rust resolves it against the PATH in `env`. */
   file: string;
   args: string[];
-  /** Final "K=V" list, merged and validated by TypeScript. */
-  env: string[];
+  /** The final "K=V" entries, merged and validated by TypeScript, each followed by a NUL. */
+  env: string;
   cwd: string | null;
   mode: 'pty' | 'pipes';
   rows: number;

@@ -93,13 +93,21 @@ export function spawnFailure(
   return new SpawnError(program, { ...f, spawnargs });
 }
 
+/** What `spawnNative` takes: the addon's options with the environment as a list. */
+export type SpawnPlan = Omit<NativeSpawnOptions, 'env'> & { env: string[] };
+
+/** The addon's env block: each entry followed by a NUL (one string to convert, not one each). */
+export function envBlock(entries: readonly string[]): string {
+  return entries.length === 0 ? '' : entries.join('\0') + '\0';
+}
+
 /**
  * Starts a process. `onEvent` runs on the JS thread; if it throws, the exception is re-raised on
  * the next tick (Node-API would otherwise swallow it inside the threadsafe call).
  * @throws SpawnError when the process cannot be started.
  */
 export function spawnNative(
-  options: NativeSpawnOptions,
+  options: SpawnPlan,
   onEvent: (event: NativeEvent) => void,
 ): NativeProcess {
   const b = native();
@@ -112,7 +120,8 @@ export function spawnNative(
       });
     }
   };
-  const result = guard(() => b.spawn(options, toNativeEvents(guarded)));
+  const raw: NativeSpawnOptions = { ...options, env: envBlock(options.env) };
+  const result = guard(() => b.spawn(raw, toNativeEvents(guarded)));
   if (isFailure(result)) {
     throw spawnFailure(options.file, [options.file, ...options.args], { ...result, kind: toKind(result.kind) });
   }

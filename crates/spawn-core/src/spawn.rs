@@ -1,11 +1,12 @@
-//! One spawn: open the PTY or pipes, clone the child, read its error pipe.
+//! One spawn: open the PTY or pipes, clone the child, read its failure record.
 //!
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, as posix_spawn does:
 //! no page tables are copied, so spawn cost stays flat however large the Node heap grows (a plain
 //! fork of a 4 GiB heap costs tens of milliseconds). CLONE_VFORK suspends this thread until the
-//! child execs or exits, so the error pipe can be read at once. CLONE_PIDFD hands us a pidfd
-//! atomically, before anyone else could reap the child. All signals are blocked around the clone:
-//! a handler running in the child would run on the parent's memory.
+//! child execs or exits, so the failure record a child stores in our memory (`child`) can be read
+//! at once. CLONE_PIDFD hands us a pidfd atomically, before anyone else could reap the child. All
+//! signals are blocked around the clone: a handler running in the child would run on the
+//! parent's memory.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -90,7 +91,7 @@ pub fn spawn(spec: &SpawnSpec, mode: Mode, stdin: StdinMode) -> Result<Spawned, 
         }
     };
 
-    let (err_read, err_write) = sys::pipe_cloexec().map_err(|e| os(SpawnStage::Pipe, e))?;
+    let mut report: Option<[u8; RECORD_LEN]> = None;
     let (uid, gid, groups) = match &spec.user {
         Some(u) => (u.uid, u.gid, u.groups.as_slice()),
         None => (0, 0, &[][..]),
@@ -110,25 +111,16 @@ pub fn spawn(spec: &SpawnSpec, mode: Mode, stdin: StdinMode) -> Result<Spawned, 
         n_groups: groups.len(),
         rlimits: spec.rlimits.as_ptr(),
         n_rlimits: spec.rlimits.len(),
-        err_fd: err_write.as_raw_fd(),
+        report: &mut report,
     };
 
     let (pid, pidfd) = clone_child(&plan).map_err(|e| os(SpawnStage::Fork, e))?;
     // The child has exec'd or exited (CLONE_VFORK): drop its ends so EOF can be seen.
     drop(child_ends);
-    drop(err_write);
-    let mut record = [0u8; RECORD_LEN];
-    let mut got = 0;
-    while got < RECORD_LEN {
-        match sys::read(err_read.as_raw_fd(), &mut record[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(_) => break,
-        }
-    }
-    match got {
-        0 => Ok(Spawned { pid, pidfd, io: parent_io }),
-        RECORD_LEN => {
+    // SAFETY: the child wrote the slot, if at all, before it exited (the clone has returned).
+    match unsafe { std::ptr::read_volatile(&report) } {
+        None => Ok(Spawned { pid, pidfd, io: parent_io }),
+        Some(record) => {
             // The child wrote its record and called _exit(127): collect it now.
             let _ = sys::waitpid_exact(pid);
             let failure = SpawnFailure::from_record(&record).unwrap_or_else(|| {
@@ -140,13 +132,6 @@ pub fn spawn(spec: &SpawnSpec, mode: Mode, stdin: StdinMode) -> Result<Spawned, 
                 _ => None,
             };
             Err(SpawnError { failure, path })
-        }
-        _ => {
-            // A short record is an internal error: do not guess what happened.
-            let _ = sys::kill(-pid, libc::SIGKILL);
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let _ = sys::waitpid_exact(pid);
-            Err(plain(SpawnFailure::detail(SpawnStage::Fork, FailureKind::Other, "short error record from the child")))
         }
     }
 }

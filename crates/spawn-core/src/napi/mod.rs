@@ -106,7 +106,9 @@ fn read_request(env: Env, o: napi_value) -> JsResult<SpawnRequest> {
     let o = env.object(o, "options")?;
     let file = env.string(env.prop(o, c"file")?, "file")?;
     let args = env.array(env.prop(o, c"args")?, "args", |v| env.string(v, "args[]"))?;
-    let environment = env.array(env.prop(o, c"env")?, "env", |v| env.string(v, "env[]"))?;
+    // One string, each "K=V" entry followed by a NUL: one conversion instead of one per entry
+    // (~1 µs each; an npm script's environment has 60-70).
+    let environment = env_block(&env.string(env.prop(o, c"env")?, "env")?)?;
     let cwd = env.opt_string(o, c"cwd")?;
     let mode = match env.string(env.prop(o, c"mode")?, "mode")?.as_str() {
         "pty" => Mode::Pty {
@@ -225,6 +227,14 @@ fn spawn_body(env: Env, info: napi_callback_info) -> JsResult<napi_value> {
     env.set(obj, c"pid", env.create_i32(pid)?)?;
     env.set(obj, c"handle", env.create_external(handle)?)?;
     Ok(obj)
+}
+
+/// Splits the env block: "K=V" entries, each followed by a NUL.
+fn env_block(block: &str) -> JsResult<Vec<String>> {
+    let Some(body) = block.strip_suffix('\0') else {
+        return if block.is_empty() { Ok(Vec::new()) } else { Err(JsError::Type("env must end with a NUL".into())) };
+    };
+    Ok(body.split('\0').map(str::to_owned).collect())
 }
 
 /// `options.route`: null, or `{ writer, id, stdout, stderr }` with each stream's frame parts
