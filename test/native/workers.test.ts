@@ -10,11 +10,10 @@ import { Worker } from 'node:worker_threads';
 
 import { nativeStats } from '../../ts/native/index.js';
 import { eventually, processTable } from '../fixtures/harness.js';
+import { taggedRun, type TaggedResult as Result } from '../fixtures/spawn-worker.js';
 
 const WORKER = new URL('../fixtures/spawn-worker.ts', import.meta.url);
 const PER_THREAD = 60;
-
-type Result = { out: string; code: number | null; pid: number };
 
 function runWorker(tag: string): Promise<Result[]> {
   return new Promise((resolve, reject) => {
@@ -35,21 +34,7 @@ const withoutPid = (rs: Result[]): Omit<Result, 'pid'>[] => rs.map(({ out, code 
 
 t.test('three threads spawn 60 sessions each at once: every output and code exact, per thread', async (t) => {
   process.env.MSB_WORKER_TAG = 'main';
-  const { spawnSession } = await import('../../ts/index.js');
-  const mainRuns = Array.from({ length: PER_THREAD }, async (_, i): Promise<Result> => {
-    const s = await spawnSession({
-      cmd: 'sh',
-      args: ['-c', 'printf "%s:%s" "$MSB_WORKER_TAG" "$N"; exit "$N"'],
-      env: { N: String(i) },
-      tty: i % 2 === 0,
-      stdin: 'ignore',
-    });
-    let out = '';
-    s.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    s.stderr?.resume();
-    const { code } = await s.exited;
-    return { out, code, pid: s.pid };
-  });
+  const mainRuns = Array.from({ length: PER_THREAD }, (_, i) => taggedRun(i));
   const [a, b, main] = await Promise.all([runWorker('w1'), runWorker('w2'), Promise.all(mainRuns)]);
   delete process.env.MSB_WORKER_TAG;
   t.strictSame(withoutPid(a), expected('w1'));
@@ -57,7 +42,7 @@ t.test('three threads spawn 60 sessions each at once: every output and code exac
   t.strictSame(withoutPid(main), expected('main'));
   t.ok(await eventually(() => nativeStats().sessions === 0, 5000), 'no session left in the reader');
   // Every child was reaped before its exit was reported. (Not "no zombie children at all": the
-  // workers' tsx hooks start an esbuild process of their own.)
+  // workers' TypeScript loader may start helper processes of its own, reaped on Node's schedule.)
   const ours = new Set([...a, ...b, ...main].map((r) => r.pid));
   t.equal(ours.size, 3 * PER_THREAD, 'distinct pids');
   t.strictSame(
