@@ -72,23 +72,18 @@ export function mergeEnv(
 ): string[] {
   // Keys and one read each, and no Map when nothing overrides (an object's keys are unique):
   // ~21 against ~34 µs for 35 variables, ~45 against ~75 µs for the ~70 an npm script has.
-  if (overrides === undefined || overrides === null) {
-    const list: string[] = [];
-    if (base) {
-      for (const k of Object.keys(base)) {
-        const v = base[k];
-        if (v !== undefined) list.push(`${k}=${v}`);
-      }
-    }
-    return list;
-  }
+  const plain = overrides === undefined || overrides === null;
+  const list: string[] = [];
   const env = new Map<string, string>();
   if (base) {
     for (const k of Object.keys(base)) {
       const v = base[k];
-      if (v !== undefined) env.set(k, v);
+      if (v === undefined) continue;
+      if (plain) list.push(`${k}=${v}`);
+      else env.set(k, v);
     }
   }
+  if (plain) return list;
   if (Array.isArray(overrides)) {
     for (const entry of overrides as readonly unknown[]) {
       if (typeof entry !== 'string') throw invalidOption('type', 'env entries must be strings');
