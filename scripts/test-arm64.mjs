@@ -183,7 +183,7 @@ function session(mode, script) {
     let exit = null;
     const done = () => { if (handle && exit) { addon.close(handle); resolve({ out: Buffer.concat(chunks).toString(), exit }); } };
     const r = addon.spawn({
-      file: 'sh', args: ['-c', script], env: ['PATH=/usr/bin:/bin', 'TERM=dumb'], cwd: null, mode,
+      file: 'sh', args: ['-c', script], env: 'PATH=/usr/bin:/bin\\0TERM=dumb\\0', cwd: null, mode,
       rows: 24, cols: 80, user: null, stdin: 'pipe', rlimits: [], restricted: false,
       homeDefault: 'user', drainMs: 100, afterDrain: 'detach',
     }, (ev, chunk) => {
@@ -204,7 +204,7 @@ function session(mode, script) {
   const pty = await session('pty', 'read line; echo "pty:$line"; stty size; tty; exit 7');
   const pipes = await session('pipes', 'read line; echo "pipe:$line"; echo err >&2; exit 3');
   const failure = addon.spawn({
-    file: 'no-such-command-msb', args: [], env: ['PATH=/usr/bin:/bin'], cwd: null, mode: 'pipes',
+    file: 'no-such-command-msb', args: [], env: 'PATH=/usr/bin:/bin\\0', cwd: null, mode: 'pipes',
     rows: 24, cols: 80, user: null, stdin: 'pipe', rlimits: [], restricted: false,
     homeDefault: 'user', drainMs: 100, afterDrain: 'detach',
   }, () => {});
