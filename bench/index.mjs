@@ -18,13 +18,13 @@
 //   npm install --prefix bench/.peers --ignore-scripts=false node-pty @lydell/node-pty
 // The script does that itself when bench/.peers/node_modules lacks them.
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { runAgentCases } from './agent.mjs';
+import { compilePrograms, compilePtyInNode, cRun } from './c-build.mjs';
 import { installPeers, loadPeer, peersDir, peerVersion } from './peers.mjs';
 import { cases as spawnHeapCases, rate, runSpawnHeap } from './spawn-heap.mjs';
 import { interleave, perRoundRatios, stats } from './stats.mjs';
@@ -53,37 +53,18 @@ const log = (...a) => console.error('[bench]', ...a);
 // ---------- set-up: peers and C programs ----------
 
 function compileC() {
-  const out = {};
-  for (const [name, libs] of [['pty-reader', ['-lutil']], ['pipe-reader', []], ['relay', []]]) {
-    const bin = join(peersDir, name);
-    mkdirSync(peersDir, { recursive: true });
-    execFileSync('cc', ['-O2', '-o', bin, join(here, 'c', `${name}.c`), ...libs], { stdio: 'inherit' });
-    out[name] = bin;
-  }
-  // The PTY loop as an addon, to run it on a Node thread; it needs Node's headers (node_api.h),
-  // which Node's own installation carries. Without them the PTY case has no limit row.
-  const include = join(dirname(process.execPath), '..', 'include', 'node');
-  if (existsSync(join(include, 'node_api.h'))) {
-    const addon = join(peersDir, 'pty-in-node.node');
-    execFileSync('cc', ['-O2', '-shared', '-fPIC', '-I', include, '-o', addon, join(here, 'c', 'pty-in-node.c'), '-lutil'], { stdio: 'inherit' });
-    out['pty-in-node'] = addon;
-  } else {
-    log(`no node_api.h under ${include}: the PTY case runs without its in-Node limit row`);
-  }
+  const out = compilePrograms();
+  const addon = compilePtyInNode();
+  if (addon) out['pty-in-node'] = addon;
+  // Without Node's headers the PTY case runs without its in-Node limit row.
+  else log(`no node_api.h beside ${process.execPath}: the PTY case runs without its in-Node limit row`);
   return out;
 }
 
 // ---------- one measurement of each implementation ----------
 // Every reader returns { bytes, ms } where ms runs from just before the spawn call to the moment
 // both the exit is known and the last byte has arrived (spawnSession's and child_process's are in
-// transfer.mjs).
-
-/** A C reference run; the pipe reader also reports its own and its child's CPU time. */
-async function cRun(bin, n, extra = []) {
-  const out = execFileSync(bin, [String(n), ...extra], { encoding: 'utf8' });
-  const [bytes, ns, selfNs, childNs] = out.trim().split(/\s+/).map(Number);
-  return { bytes, ms: ns / 1e6, ...(selfNs === undefined ? {} : { cpuMs: selfNs / 1e6, childCpuMs: childNs / 1e6 }) };
-}
+// transfer.mjs; the C references' cRun is in c-build.mjs).
 
 /**
  * Throughput runs of Node implementations, each in a worker process of its own (bench/worker.mjs
