@@ -22,7 +22,8 @@ import { startWorker } from './worker.mjs';
 
 const CASES = {
   pipe: { kind: 'spawnSession pipes', bytes: 1e9 },
-  pty: { kind: 'spawnSession tty', bytes: 200e6 },
+  // The PTY case's yardstick: the C loop, run before every pair.
+  pty: { kind: 'spawnSession tty', bytes: 200e6, reference: 'pty-reader' },
 };
 const CASE = CASES[process.env.AB_CASE ?? 'pipe'];
 if (!CASE) throw new Error(`AB_CASE must be one of ${Object.keys(CASES).join(', ')}`);
@@ -35,7 +36,7 @@ function side(arg) {
   return statSync(path).isDirectory() ? { script: join(path, 'bench', 'worker.mjs') } : { env: { MSB_AGENTD_NATIVE_PATH: path } };
 }
 
-const reference = CASE.kind === 'spawnSession tty' ? compilePrograms(['pty-reader'])['pty-reader'] : undefined;
+const reference = CASE.reference && compilePrograms([CASE.reference])[CASE.reference];
 const sides = { A: startWorker(CASE.kind, side(process.argv[2])), B: startWorker(CASE.kind, side(process.argv[3])) };
 const runs = { A: [], B: [] };
 try {
