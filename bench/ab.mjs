@@ -17,7 +17,7 @@ import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { compilePrograms, cRun } from './c-build.mjs';
-import { median } from './stats.mjs';
+import { geomean, median } from './stats.mjs';
 import { startWorker } from './worker.mjs';
 
 const CASES = {
@@ -55,7 +55,6 @@ try {
 } finally {
   await Promise.all([sides.A.stop(), sides.B.stop()]);
 }
-const geomean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 for (const k of ['A', 'B']) {
   const m = (f) => median(runs[k].map(f)).toFixed(0);
   const toC = reference ? `, ${geomean(runs[k].map((r) => r.toC)).toFixed(3)} × the C loop (geometric mean of ${PAIRS} pairs)` : '';

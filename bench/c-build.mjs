@@ -1,5 +1,5 @@
 // Builds the C reference programs of bench/c/ with the system `cc` into bench/.peers/ (index.mjs
-// for the bench, ab.mjs for the PTY A/B), and runs one of them.
+// for the bench, ab.mjs for the PTY A/B, handoff.mjs), and runs one of them.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { peersDir } from './peers.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), 'c');
-const PROGRAMS = { 'pty-reader': ['-lutil'], 'pipe-reader': [], relay: [] };
+const PROGRAMS = { 'pty-reader': ['-lutil'], 'pty-handoff': ['-lutil', '-lpthread'], 'pipe-reader': [], relay: [] };
 
 /** Compiles the named programs; returns { name: path }. */
 export function compilePrograms(names = Object.keys(PROGRAMS)) {

@@ -18,6 +18,9 @@ export function perRoundRatios(xs, refs) {
   return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
 }
 
+/** The geometric mean: the mean of per-pair ratios, where a slow and a fast pair weigh alike. */
+export const geomean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+
 /** The nearest-rank percentile (p in 0..100). */
 export function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,5 +1,6 @@
 // Helpers shared by the C reference programs: clocks, `head -c N /dev/zero` on a pipe, and the
-// whole PTY transfer (pty-reader.c runs it as a program, pty-in-node.c on Node's own thread).
+// whole PTY transfer (pty-reader.c runs it as a program, pty-in-node.c on Node's own thread,
+// pty-handoff.c with a consumer thread beside it).
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
@@ -42,11 +43,9 @@ static inline pid_t start_head(const char *n, int *read_fd) {
   return pid;
 }
 
-/** openpty + fork/exec of `head -c n /dev/zero` on the slave, then a 64 KiB read loop on the
- * master until EIO (the slave side is gone and the buffer drained), then waitpid. Returns the
- * bytes read (-1 on failure, with the reason printed). */
-static inline long long pty_transfer(const char *n) {
-  static char buf[65536];
+/** openpty + fork/exec of `head -c n /dev/zero` on the slave; returns its pid (-1 on failure, with
+ * the reason printed) and the master in *master_fd. */
+static inline pid_t pty_start_head(const char *n, int *master_fd) {
   int master, slave;
   if (openpty(&master, &slave, NULL, NULL, NULL) < 0) { perror("openpty"); return -1; }
   pid_t pid = fork();
@@ -61,16 +60,38 @@ static inline long long pty_transfer(const char *n) {
     _exit(127);
   }
   close(slave);
-  long long total = 0;
+  *master_fd = master;
+  return pid;
+}
+
+/** One read of a PTY master: bytes read, or 0 at the end (EIO once the slave is closed and
+ * drained, or EOF); EINTR is retried. */
+static inline ssize_t pty_read(int master, char *dst, size_t len) {
   for (;;) {
-    ssize_t got = read(master, buf, sizeof buf);
-    if (got > 0) { total += got; continue; }
+    ssize_t got = read(master, dst, len);
+    if (got > 0) return got;
     if (got < 0 && errno == EINTR) continue;
-    break; /* 0 or EIO: the slave is closed and drained */
+    return 0;
   }
+}
+
+/** Closes the master and reaps the child. */
+static inline void pty_finish(int master, pid_t pid) {
   close(master);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+}
+
+/** The whole PTY transfer: pty_start_head, then a 64 KiB read loop on the master until its end,
+ * then pty_finish. Returns the bytes read (-1 on failure, with the reason printed). */
+static inline long long pty_transfer(const char *n) {
+  static char buf[65536];
+  int master;
+  pid_t pid = pty_start_head(n, &master);
+  if (pid < 0) return -1;
+  long long total = 0;
+  for (ssize_t got; (got = pty_read(master, buf, sizeof buf)) > 0;) total += got;
+  pty_finish(master, pid);
   return total;
 }
 
