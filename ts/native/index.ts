@@ -142,6 +142,9 @@ const STREAM_NAMES = ['stdout', 'stderr', 'pty'] as const;
  * scavenge come first even at V8's largest default young generation (16 MiB semi-spaces), and a
  * scavenge costs only what survives it. Measured: mark-compacts per GB 16 -> 0, the JS thread's
  * and V8's helper threads' CPU per GB about -150 ms together (bench/README.md).
+ * For a 256 KiB slab it is one 64 KiB array: an array above V8's 128 KiB limit for ordinary
+ * objects goes to the young large-object space, mapped afresh each time (bench/README.md, tenth
+ * round), so larger slabs would need the ballast in pieces.
  */
 const BALLAST_SLOTS_PER_SLAB_BYTE = 1 / 32;
 
