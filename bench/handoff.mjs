@@ -5,10 +5,11 @@
 // round in bench/README.md). Compare a consumer's cost with the JavaScript thread's CPU per
 // hand-out of spawnSession (~50-90 us here).
 //
-//   node bench/handoff.mjs [WORK_US[/EVERY] ...]   default: 0 25 50 75 100/4
+//   node bench/handoff.mjs [WORK_US[/EVERY[/SLABS]] ...]   default: 0 25 50 75 100/4
 //
 // WORK_US: microseconds the consumer spins per wake-up (-1: no consumer thread at all); EVERY:
-// hand out one slab in so many (1). HANDOFF_ROUNDS (20), HANDOFF_BYTES (200 MB).
+// hand out one slab in so many (1); SLABS: the ring of 256 KiB slabs the reader writes into (4).
+// HANDOFF_ROUNDS (20), HANDOFF_BYTES (200 MB).
 
 import { compilePrograms, cRun } from './c-build.mjs';
 import { geomean } from './stats.mjs';
@@ -16,9 +17,11 @@ import { geomean } from './stats.mjs';
 const ROUNDS = Number(process.env.HANDOFF_ROUNDS ?? 20);
 const BYTES = Number(process.env.HANDOFF_BYTES ?? 200e6);
 const configs = (process.argv.length > 2 ? process.argv.slice(2) : ['0', '25', '50', '75', '100/4']).map((arg) => {
-  const [work, every = '1'] = arg.split('/');
-  if (!/^-?\d+$/.test(work) || !/^\d+$/.test(every) || Number(every) < 1) throw new Error(`not WORK_US[/EVERY]: ${arg}`);
-  return { label: arg, extra: [work, every] };
+  const [work, every = '1', slabs = '4'] = arg.split('/');
+  if (!/^-?\d+$/.test(work) || !/^\d+$/.test(every) || !/^\d+$/.test(slabs) || Number(every) < 1 || Number(slabs) < 1) {
+    throw new Error(`not WORK_US[/EVERY[/SLABS]]: ${arg}`);
+  }
+  return { label: arg, extra: [work, every, slabs] };
 });
 
 const bins = compilePrograms(['pty-reader', 'pty-handoff']);
