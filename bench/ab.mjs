@@ -12,12 +12,14 @@
 // prints each side's geometric mean of the per-pair ratio to it: on a PTY one run swings by ±15 %
 // and the host's slow phases last minutes, so only ratios to a yardstick run right beside them,
 // over 30 or more pairs, resolve a 5 % change (ninth round). AB_PAIRS (15), AB_BYTES (by case).
+// On a PTY, 150 pairs of 20 MB resolve ±3 % where 40 of 200 MB resolved ±6 % in the same time
+// (twelfth round): the host's swings last seconds, so short runs side by side share them.
 
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { compilePrograms, cRun } from './c-build.mjs';
-import { geomean, median } from './stats.mjs';
+import { geomean, median, pairedRatio } from './stats.mjs';
 import { startWorker } from './worker.mjs';
 
 const CASES = {
@@ -63,3 +65,5 @@ for (const k of ['A', 'B']) {
 const faster = runs.B.filter((r, i) => r.MBps > runs.A[i].MBps).length;
 const cheaper = runs.B.filter((r, i) => r.cpuPerGB < runs.A[i].cpuPerGB).length;
 console.log(`B faster than A in ${faster} of ${PAIRS} pairs, with less CPU in ${cheaper} of ${PAIRS}`);
+const b = pairedRatio(runs.B.map((r) => r.MBps), runs.A.map((r) => r.MBps));
+console.log(`B / A, pair by pair: ${b.ratio.toFixed(3)} (95 % interval ${b.low.toFixed(3)}–${b.high.toFixed(3)})`);

@@ -12,7 +12,7 @@
 // HANDOFF_ROUNDS (20), HANDOFF_BYTES (200 MB).
 
 import { compilePrograms, cRun } from './c-build.mjs';
-import { geomean } from './stats.mjs';
+import { pairedRatio } from './stats.mjs';
 
 const ROUNDS = Number(process.env.HANDOFF_ROUNDS ?? 20);
 const BYTES = Number(process.env.HANDOFF_BYTES ?? 200e6);
@@ -39,8 +39,9 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const [label, r] of rates) ratios.get(label).push(r / c);
   console.error(`round ${round + 1}/${ROUNDS}: C ${(c / 1e3).toFixed(1)} MB/s; ${rates.map(([l, r]) => `${l} ${(r / c).toFixed(3)}`).join(', ')}`);
 }
-console.log(`| consumer µs per hand-out / every | × the C loop (geometric mean of ${ROUNDS} rounds) | min–max |`);
+console.log(`| consumer µs per hand-out / every / slabs | × the C loop (geometric mean of ${ROUNDS} rounds, 95 % interval) | min–max |`);
 console.log('| --- | --- | --- |');
 for (const [label, rs] of ratios) {
-  console.log(`| ${label} | ${geomean(rs).toFixed(3)} | ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)} |`);
+  const r = pairedRatio(rs, rs.map(() => 1));
+  console.log(`| ${label} | ${r.ratio.toFixed(3)} (${r.low.toFixed(3)}–${r.high.toFixed(3)}) | ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)} |`);
 }

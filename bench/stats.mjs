@@ -21,6 +21,20 @@ export function perRoundRatios(xs, refs) {
 /** The geometric mean: the mean of per-pair ratios, where a slow and a fast pair weigh alike. */
 export const geomean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
+/**
+ * B's ratio to A over pairs run side by side: the geometric mean of the per-pair ratios and its
+ * 95 % interval (normal approximation on their logarithms; fine from ~30 pairs). On this kind of
+ * host only the interval says whether a few per cent is a change or the host.
+ */
+export function pairedRatio(bs, as) {
+  const logs = bs.map((b, i) => Math.log(b / as[i]));
+  const n = logs.length;
+  const mean = logs.reduce((a, x) => a + x, 0) / n;
+  const sd = Math.sqrt(logs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1));
+  const half = (1.96 * sd) / Math.sqrt(n);
+  return { ratio: Math.exp(mean), low: Math.exp(mean - half), high: Math.exp(mean + half), pairs: n };
+}
+
 /** The nearest-rank percentile (p in 0..100). */
 export function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
