@@ -12,7 +12,7 @@
 // HANDOFF_ROUNDS (20), HANDOFF_BYTES (200 MB).
 
 import { compilePrograms, cRun } from './c-build.mjs';
-import { pairedRatio } from './stats.mjs';
+import { ratioInterval } from './stats.mjs';
 
 const ROUNDS = Number(process.env.HANDOFF_ROUNDS ?? 20);
 const BYTES = Number(process.env.HANDOFF_BYTES ?? 200e6);
@@ -42,6 +42,6 @@ for (let round = 0; round < ROUNDS; round++) {
 console.log(`| consumer µs per hand-out / every / slabs | × the C loop (geometric mean of ${ROUNDS} rounds, 95 % interval) | min–max |`);
 console.log('| --- | --- | --- |');
 for (const [label, rs] of ratios) {
-  const r = pairedRatio(rs, rs.map(() => 1));
+  const r = ratioInterval(rs);
   console.log(`| ${label} | ${r.ratio.toFixed(3)} (${r.low.toFixed(3)}–${r.high.toFixed(3)}) | ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)} |`);
 }

@@ -27,7 +27,12 @@ export const geomean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) 
  * host only the interval says whether a few per cent is a change or the host.
  */
 export function pairedRatio(bs, as) {
-  const logs = bs.map((b, i) => Math.log(b / as[i]));
+  return ratioInterval(bs.map((b, i) => b / as[i]));
+}
+
+/** The geometric mean of per-pair ratios and its 95 % interval (see pairedRatio). */
+export function ratioInterval(ratios) {
+  const logs = ratios.map(Math.log);
   const n = logs.length;
   const mean = logs.reduce((a, x) => a + x, 0) / n;
   const sd = Math.sqrt(logs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1));
