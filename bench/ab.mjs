@@ -12,8 +12,9 @@
 // prints each side's geometric mean of the per-pair ratio to it: on a PTY one run swings by ±15 %
 // and the host's slow phases last minutes, so only ratios to a yardstick run right beside them,
 // over 30 or more pairs, resolve a 5 % change (ninth round). AB_PAIRS (15), AB_BYTES (by case).
-// On a PTY, 150 pairs of 20 MB resolve ±3 % where 40 of 200 MB resolved ±6 % in the same time
-// (twelfth round): the host's swings last seconds, so short runs side by side share them.
+// On a PTY, 150 pairs of 20 MB resolved ±3 % in about a third of the time 40 of 200 MB took to
+// resolve ±5 % (twelfth round): the host's swings last seconds, so short runs side by side share
+// them.
 
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
